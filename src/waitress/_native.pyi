@@ -1,0 +1,47 @@
+"""Typed stub of the Swift core (``waitress._native``).
+
+The native module is private; the public API lives in the pure-Python modules
+of this package.  Nothing here starts a thread or an event loop until
+``Engine.run()`` is called.
+"""
+from typing import Any, Callable, Sequence, Tuple
+
+__version__: str
+
+class Engine:
+    """One server instance: an event loop for all listeners plus a worker pool.
+
+    ``listeners`` is a sequence of ``(fd, is_unix, server_name, server_port)``
+    tuples: ``fd`` is a bound, listening socket (the engine adopts it but never
+    closes it; the Python socket object keeps ownership), ``server_name`` and
+    ``server_port`` are the strings the environ gets as SERVER_NAME and
+    SERVER_PORT for connections accepted on it.
+
+    ``adj`` is an object with the attributes of ``waitress.adjustments.Adjustments``
+    (already coerced); the engine reads the options it needs once, at
+    construction.  ``logger`` and ``queue_logger`` are ``logging.Logger``
+    objects used for the ``waitress`` and ``waitress.queue`` messages.
+    """
+
+    def __init__(
+        self,
+        application: Callable[..., Any],
+        listeners: Sequence[Tuple[int, bool, str, str]],
+        adj: Any,
+        logger: Any,
+        queue_logger: Any,
+    ) -> None: ...
+    def run(self) -> None:
+        """Serve until ``stop()`` is called or a signal handler raises.
+
+        Releases the GIL while serving and checks for signals at least every
+        100 ms.  If a signal handler raises (KeyboardInterrupt, SystemExit),
+        the engine stops accepting, lets in-flight requests finish, closes the
+        connections, joins its threads and then re-raises that exception.
+        """
+    def stop(self) -> None:
+        """Ask a running engine to shut down gracefully; safe from any thread.
+
+        ``run()`` then returns normally.  Calling it before ``run()`` makes a
+        later ``run()`` return at once.
+        """
