@@ -1,0 +1,47 @@
+/// Receives a request body (RFC 9112 §6.3) into an OverflowableBuffer: either
+/// a fixed Content-Length or the chunked coding, de-chunked.
+public enum BodyReceiver: Sendable {
+    case fixed(FixedLengthReceiver)
+    case chunked(ChunkedReceiver)
+
+    public var isComplete: Bool {
+        switch self {
+        case .fixed(let r): return r.isComplete
+        case .chunked(let r): return r.isComplete
+        }
+    }
+
+    /// Consumes bytes of the body; returns how many belonged to it. Throws the
+    /// error to answer with when the body is malformed or too large.
+    public mutating func receive(_ bytes: UnsafeRawBufferPointer, into sink: OverflowableBuffer) throws(RequestError) -> Int {
+        switch self {
+        case .fixed(var r):
+            let n = try r.receive(bytes, into: sink)
+            self = .fixed(r)
+            return n
+        case .chunked(var r):
+            let n = try r.receive(bytes, into: sink)
+            self = .chunked(r)
+            return n
+        }
+    }
+}
+
+public struct FixedLengthReceiver: Sendable {
+    public private(set) var remaining: Int
+
+    public init(length: Int) { remaining = length }
+
+    public var isComplete: Bool { remaining == 0 }
+
+    public mutating func receive(_ bytes: UnsafeRawBufferPointer, into sink: OverflowableBuffer) throws(RequestError) -> Int {
+        let n = min(remaining, bytes.count)
+        do {
+            try sink.append(UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
+        } catch {
+            throw .badRequest("request body could not be buffered")
+        }
+        remaining -= n
+        return n
+    }
+}

@@ -1,0 +1,405 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Finds and parses one request head (request line and header fields,
+/// RFC 9112 §2-§5), strictly:
+///
+/// - Lines end in CRLF. A bare LF or a bare CR is an error at once, so a
+///   client that uses them gets a 400 instead of a connection that waits
+///   forever for a CRLFCRLF that never comes (Waitress waits).
+/// - Field names are tokens followed directly by `:`; values hold no control
+///   characters; obs-fold is rejected (RFC 9112 §5.2 allows that).
+/// - Framing follows RFC 9112 §6: Content-Length is digits only; Transfer-Encoding
+///   must end in a single `chunked`; both together are rejected, so the pair can
+///   never frame two different requests.
+/// - The whole head, however it is split across reads, is bounded by
+///   `maxHeaderSize` (431).
+///
+/// The parser keeps only a resume offset between calls; the caller keeps the
+/// bytes (accumulated across reads) and passes them again, with more appended.
+public struct RequestHeadParser: Sendable {
+    public let maxHeaderSize: Int
+    public let maxBodySize: Int
+    /// Bytes of the current buffer already searched for the end of the head.
+    private var scanned = 0
+
+    public init(maxHeaderSize: Int, maxBodySize: Int) {
+        self.maxHeaderSize = maxHeaderSize
+        self.maxBodySize = maxBodySize
+    }
+
+    public enum Result: Sendable {
+        /// No complete head yet; call again with more bytes appended.
+        case needMore
+        /// A complete head; `consumed` bytes of the buffer belong to it.
+        case head(RequestHead, consumed: Int)
+        /// The request is malformed or too large; `head` carries what was
+        /// learnt (at least the version, for the error response) when known.
+        case failure(RequestError, version: HTTPVersion)
+    }
+
+    /// Forget the resume offset: the caller's buffer now starts elsewhere.
+    public mutating func reset() { scanned = 0 }
+
+    public mutating func parse(_ buffer: UnsafeRawBufferPointer) -> Result {
+        // RFC 9112 §2.2: ignore empty lines before the request line.
+        var start = 0
+        while start + 1 < buffer.count, buffer[start] == 13, buffer[start + 1] == 10 {
+            start += 2
+        }
+        if start == buffer.count || (start + 1 == buffer.count && buffer[start] == 13) {
+            // Only blank lines so far: nothing to keep but the resume point.
+            scanned = 0
+            if start > maxHeaderSize { return .failure(.headerFieldsTooLarge(limit: maxHeaderSize), version: .http10) }
+            return .needMore
+        }
+        guard let base = buffer.baseAddress else { return .needMore }
+        var position = max(scanned, start)
+        var end = -1
+        while position < buffer.count {
+            guard let found = memchr(base + position, 10, buffer.count - position) else {
+                position = buffer.count
+                break
+            }
+            let lf = base.distance(to: UnsafeRawPointer(found))
+            if lf == start || buffer[lf - 1] != 13 {
+                return .failure(.badRequest("Bare CR or LF found in HTTP message"), version: .http10)
+            }
+            // The head ends at an empty line: CRLF directly after the previous LF.
+            if lf - 2 > start, buffer[lf - 2] == 10 {
+                end = lf + 1
+                break
+            }
+            position = lf + 1
+        }
+        if end < 0 {
+            scanned = position
+            if buffer.count - start >= maxHeaderSize {
+                return .failure(.headerFieldsTooLarge(limit: maxHeaderSize), version: .http10)
+            }
+            return .needMore
+        }
+        scanned = 0
+        if end - start >= maxHeaderSize {
+            return .failure(.headerFieldsTooLarge(limit: maxHeaderSize), version: .http10)
+        }
+        var storage = [UInt8](UnsafeRawBufferPointer(rebasing: buffer[start..<end]))
+        switch Self.parseHead(&storage, maxBodySize: maxBodySize) {
+        case .success(let head):
+            return .head(head, consumed: end)
+        case .failure(let failure):
+            return .failure(failure.error, version: failure.version)
+        }
+    }
+
+    struct Failure: Error {
+        var error: RequestError
+        var version: HTTPVersion
+    }
+
+    /// Parses a complete head (ending in CRLFCRLF, no leading blank lines).
+    typealias Joins = [(index: Int, value: Range<Int>)]
+
+    static func parseHead(_ storage: inout [UInt8], maxBodySize: Int) -> Swift.Result<RequestHead, Failure> {
+        let count = storage.count
+        let parsed = storage.withUnsafeMutableBytes { bytes -> Swift.Result<(RequestHead, Joins), Failure> in
+            byteClassTable.withUnsafeBufferPointer { table -> Swift.Result<(RequestHead, Joins), Failure> in
+                func fail(_ message: String, _ version: HTTPVersion = .http10) -> Swift.Result<(RequestHead, Joins), Failure> {
+                    .failure(Failure(error: .badRequest(message), version: version))
+                }
+                // Request line: method SP request-target SP HTTP-version CRLF.
+                var i = 0
+                while i < count, table[Int(bytes[i])] & ByteClass.token != 0 {
+                    let b = bytes[i]
+                    if b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z") {
+                        // Waitress accepts only upper-case methods (all registered
+                        // methods are; RFC 9110 §9.1 makes them case-sensitive).
+                        while i < count, table[Int(bytes[i])] & ByteClass.token != 0 { i += 1 }
+                        let method = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[0..<i]), as: UTF8.self)
+                        return fail("Malformed HTTP method \"\(method)\"")
+                    }
+                    i += 1
+                }
+                let method = 0..<i
+                guard !method.isEmpty, i < count, bytes[i] == UInt8(ascii: " ") else {
+                    return fail("Start line is invalid")
+                }
+                i += 1
+                let targetStart = i
+                while i < count, table[Int(bytes[i])] & ByteClass.target != 0 { i += 1 }
+                let target = targetStart..<i
+                guard !target.isEmpty, i < count, bytes[i] == UInt8(ascii: " ") else {
+                    return fail("Start line is invalid")
+                }
+                i += 1
+                // "HTTP/" DIGIT "." DIGIT CRLF
+                guard i + 10 <= count,
+                    bytes[i] == UInt8(ascii: "H"), bytes[i + 1] == UInt8(ascii: "T"),
+                    bytes[i + 2] == UInt8(ascii: "T"), bytes[i + 3] == UInt8(ascii: "P"),
+                    bytes[i + 4] == UInt8(ascii: "/"), bytes[i + 6] == UInt8(ascii: "."),
+                    bytes[i + 8] == 13, bytes[i + 9] == 10,
+                    (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i + 5]),
+                    (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i + 7])
+                else {
+                    return fail("Start line is invalid")
+                }
+                let major = bytes[i + 5] - UInt8(ascii: "0")
+                let minor = bytes[i + 7] - UInt8(ascii: "0")
+                guard major == 1 else {
+                    return .failure(
+                        Failure(error: .versionNotSupported("HTTP/\(major).\(minor) is not supported"), version: .http11))
+                }
+                let version: HTTPVersion = minor == 0 ? .http10 : .http11
+                i += 10
+
+                let (path, query) = splitTarget(bytes, target)
+
+                var fields: [HeaderField] = []
+                fields.reserveCapacity(16)
+                var contentLength: Int? = nil
+                var transferEncoding: Range<Int>? = nil
+                var expect: Range<Int>? = nil
+                var connection: [Range<Int>] = []
+                var joins: [(index: Int, value: Range<Int>)] = []
+
+                // Header fields, each "name:" OWS value OWS CRLF, until the empty line.
+                while i < count - 2 {
+                    let lineStart = i
+                    if bytes[i] == UInt8(ascii: " ") || bytes[i] == 9 {
+                        return fail("Malformed header line (obsolete line folding)", version)
+                    }
+                    var hasUnderscore = false
+                    while i < count, table[Int(bytes[i])] & ByteClass.token != 0 {
+                        let b = bytes[i]
+                        if b == UInt8(ascii: "_") { hasUnderscore = true }
+                        bytes[i] = b == UInt8(ascii: "-") ? UInt8(ascii: "_") : asciiUpper(b)
+                        i += 1
+                    }
+                    let name = lineStart..<i
+                    guard !name.isEmpty, i < count, bytes[i] == UInt8(ascii: ":") else {
+                        return fail("Invalid header", version)
+                    }
+                    i += 1
+                    while bytes[i] == UInt8(ascii: " ") || bytes[i] == 9 { i += 1 }
+                    let valueStart = i
+                    var valueEnd = i
+                    while true {
+                        let b = bytes[i]
+                        if table[Int(b)] & ByteClass.fieldValue == 0 { break }
+                        i += 1
+                        if b != UInt8(ascii: " ") && b != 9 { valueEnd = i }
+                    }
+                    // The only byte allowed to end the value is the CR of CRLF
+                    // (the caller guaranteed every LF is preceded by CR).
+                    guard bytes[i] == 13, bytes[i + 1] == 10 else {
+                        return fail("Invalid header value", version)
+                    }
+                    i += 2
+                    if hasUnderscore {
+                        // Waitress drops them: HTTP_FOO_BAR must never be forged
+                        // by "Foo_Bar" to shadow the "Foo-Bar" a proxy vouched for.
+                        continue
+                    }
+                    let value = valueStart..<valueEnd
+                    let nameBytes = UnsafeRawBufferPointer(rebasing: bytes[name])
+                    if equalsUpper(nameBytes, "CONTENT_LENGTH") {
+                        guard let parsed = parseContentLength(UnsafeRawBufferPointer(rebasing: bytes[value])) else {
+                            return fail("Content-Length is invalid", version)
+                        }
+                        if let previous = contentLength {
+                            if previous != parsed {
+                                return fail("Content-Length is invalid", version)
+                            }
+                            continue  // an identical repeat carries no new meaning
+                        }
+                        contentLength = parsed
+                    } else if equalsUpper(nameBytes, "TRANSFER_ENCODING") {
+                        if transferEncoding != nil {
+                            return fail("Transfer-Encoding is invalid", version)
+                        }
+                        transferEncoding = value
+                        continue
+                    } else if equalsUpper(nameBytes, "EXPECT") {
+                        expect = value
+                    } else if equalsUpper(nameBytes, "CONNECTION") {
+                        connection.append(value)
+                    }
+                    // Repeated names are joined with ", " (Waitress, RFC 9110 §5.3).
+                    var joined = false
+                    for (index, field) in fields.enumerated() where field.name.count == name.count {
+                        if memcmp(bytes.baseAddress! + field.name.lowerBound, bytes.baseAddress! + name.lowerBound, name.count) == 0 {
+                            joins.append((index, value))
+                            joined = true
+                            break
+                        }
+                    }
+                    if !joined {
+                        fields.append(HeaderField(name: name, value: value))
+                    }
+                }
+
+                var isChunked = false
+                if let te = transferEncoding {
+                    if version == .http10 {
+                        // RFC 9112 §6.1: a 1.0 recipient can't rely on it; treat as faulty.
+                        return fail("Transfer-Encoding is not allowed in HTTP/1.0 requests", version)
+                    }
+                    if contentLength != nil {
+                        return fail("Content-Length and Transfer-Encoding together are not allowed", version)
+                    }
+                    switch classifyTransferEncoding(UnsafeRawBufferPointer(rebasing: bytes[te])) {
+                    case .chunked: isChunked = true
+                    case .unsupported:
+                        return .failure(
+                            Failure(error: .notImplemented("Transfer-Encoding requested is not supported."), version: version))
+                    case .malformed:
+                        return fail("Transfer-Encoding is invalid", version)
+                    }
+                }
+                let declared = contentLength ?? 0
+                if !isChunked, declared > 0, declared >= maxBodySize {
+                    return .failure(Failure(error: .entityTooLarge(limit: maxBodySize), version: version))
+                }
+
+                var closeToken = false
+                var keepAliveToken = false
+                for range in connection {
+                    forEachListElement(UnsafeRawBufferPointer(rebasing: bytes[range])) { token in
+                        if equalsLowercased(token, "close") { closeToken = true }
+                        if equalsLowercased(token, "keep-alive") { keepAliveToken = true }
+                    }
+                }
+                let keepAlive: Bool
+                switch version {
+                case .http11: keepAlive = !closeToken
+                case .http10: keepAlive = keepAliveToken && !closeToken
+                }
+                let expectContinue =
+                    version == .http11 && expect.map { equalsLowercased(UnsafeRawBufferPointer(rebasing: bytes[$0]), "100-continue") } == true
+
+                let head = RequestHead(
+                    storage: [], method: method, target: target, path: path, query: query, version: version,
+                    fields: fields, contentLength: declared, isChunked: isChunked, expectContinue: expectContinue,
+                    keepAlive: keepAlive, connectionKeepAliveToken: keepAliveToken)
+                return .success((head, joins))
+            }
+        }
+        return parsed.map { (head, joins) in
+            var head = head
+            head.storage = storage
+            head.applyJoins(joins)
+            return head
+        }
+    }
+}
+
+extension RequestHead {
+    /// Appends each joined value ("first, second") to `storage` and points the
+    /// first field at it.
+    mutating func applyJoins(_ joins: RequestHeadParser.Joins) {
+        for (index, value) in joins {
+            let first = fields[index].value
+            let newStart = storage.count
+            storage.append(contentsOf: storage[first])
+            storage.append(UInt8(ascii: ","))
+            storage.append(UInt8(ascii: " "))
+            storage.append(contentsOf: storage[value])
+            fields[index].value = newStart..<storage.count
+        }
+    }
+}
+
+@inline(__always)
+func equalsUpper(_ bytes: UnsafeRawBufferPointer, _ upper: StaticString) -> Bool {
+    guard bytes.count == upper.utf8CodeUnitCount else { return false }
+    return memcmp(bytes.baseAddress!, upper.utf8Start, bytes.count) == 0
+}
+
+/// Content-Length = 1*DIGIT (RFC 9110 §8.6), guarded against overflow: more than
+/// 18 digits can't be a length this server accepts, so it is invalid.
+func parseContentLength(_ bytes: UnsafeRawBufferPointer) -> Int? {
+    guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
+    var value = 0
+    for b in bytes {
+        guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else { return nil }
+        value = value * 10 + Int(b - UInt8(ascii: "0"))
+    }
+    return value
+}
+
+enum TransferEncodingKind { case chunked, unsupported, malformed }
+
+/// RFC 9112 §6.1: only `chunked`, once, as the final coding is accepted here.
+/// Any other coding is 501 (as Waitress answers); an empty list, a repeated
+/// `chunked` or `chunked` before another coding is malformed.
+func classifyTransferEncoding(_ value: UnsafeRawBufferPointer) -> TransferEncodingKind {
+    var codings = 0
+    var chunkedCount = 0
+    var lastIsChunked = false
+    var unsupported = false
+    var malformed = false
+    forEachListElement(value) { token in
+        codings += 1
+        if token.isEmpty { malformed = true; return }
+        if equalsLowercased(token, "chunked") {
+            chunkedCount += 1
+            lastIsChunked = true
+        } else {
+            lastIsChunked = false
+            for b in token where byteClassTable[Int(b)] & ByteClass.token == 0 { malformed = true }
+            unsupported = true
+        }
+    }
+    if malformed || codings == 0 { return .malformed }
+    if unsupported { return .unsupported }
+    if chunkedCount != 1 || !lastIsChunked { return .malformed }
+    return .chunked
+}
+
+/// Calls `body` with each element of a comma-separated list, OWS trimmed;
+/// empty elements (",,") are skipped as RFC 9110 §5.6.1 allows.
+func forEachListElement(_ value: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+    var start = 0
+    var i = 0
+    while i <= value.count {
+        if i == value.count || value[i] == UInt8(ascii: ",") {
+            var s = start
+            var e = i
+            while s < e, value[s] == UInt8(ascii: " ") || value[s] == 9 { s += 1 }
+            while e > s, value[e - 1] == UInt8(ascii: " ") || value[e - 1] == 9 { e -= 1 }
+            if e > s { body(UnsafeRawBufferPointer(rebasing: value[s..<e])) }
+            start = i + 1
+        }
+        i += 1
+    }
+}
+
+/// Splits a request-target into its path and query (RFC 9112 §3.2): for
+/// absolute-form the path starts after the authority; a fragment is dropped.
+func splitTarget(_ bytes: UnsafeMutableRawBufferPointer, _ target: Range<Int>) -> (path: Range<Int>, query: Range<Int>) {
+    var pathStart = target.lowerBound
+    var end = target.upperBound
+    // A fragment is never sent by conforming clients; drop it as urlsplit does.
+    if let hash = bytes[target].firstIndex(of: UInt8(ascii: "#")) { end = hash }
+    let first = bytes[pathStart]
+    if first != UInt8(ascii: "/") && first != UInt8(ascii: "*") {
+        // absolute-form: scheme "://" authority path-abempty
+        var i = pathStart
+        while i < end, bytes[i] != UInt8(ascii: ":") && bytes[i] != UInt8(ascii: "/") && bytes[i] != UInt8(ascii: "?") { i += 1 }
+        if i + 2 < end, bytes[i] == UInt8(ascii: ":"), bytes[i + 1] == UInt8(ascii: "/"), bytes[i + 2] == UInt8(ascii: "/") {
+            i += 3
+            while i < end, bytes[i] != UInt8(ascii: "/") && bytes[i] != UInt8(ascii: "?") { i += 1 }
+            pathStart = i
+        }
+    }
+    var i = pathStart
+    while i < end, bytes[i] != UInt8(ascii: "?") { i += 1 }
+    let path = pathStart..<i
+    let query = i < end ? (i + 1)..<end : end..<end
+    return (path, query)
+}

@@ -1,0 +1,141 @@
+@preconcurrency import CPython
+import WaitressHTTP
+import WaitressServer
+
+/// `waitress._native.Engine`: one server (an event loop for all its listeners
+/// plus the worker pool). Constructing it only records the configuration;
+/// threads and the event loop exist only inside `run()` (DESIGN.md §3), so a
+/// process may fork after creating servers.
+public final class Engine {
+    /// How long a stop waits for in-flight requests to finish and flush
+    /// before closing what is left (docs: graceful shutdown).
+    static let drainSeconds = 30.0
+
+    let application: PyRef
+    let logger: PyRef
+    let queueLogger: PyRef
+    let listeners: [ListenerSpec]
+    let configuration: ServerConfiguration
+    let threads: Int
+    let options: WSGIApplication.Options
+    private let gate = Gate()
+    private var stopRequested = false
+    private var running = false
+
+    init(application: PyPtr, listeners: [ListenerSpec], configuration: ServerConfiguration, threads: Int,
+         options: WSGIApplication.Options, logger: PyPtr, queueLogger: PyPtr) {
+        wp_incref(application)
+        wp_incref(logger)
+        wp_incref(queueLogger)
+        self.application = PyRef(application)
+        self.logger = PyRef(logger)
+        self.queueLogger = PyRef(queueLogger)
+        self.listeners = listeners
+        self.configuration = configuration
+        self.threads = threads
+        self.options = options
+    }
+
+    deinit {
+        // Dealloc of the Python object runs with the GIL held.
+        wp_decref(application.pointer)
+        wp_decref(logger.pointer)
+        wp_decref(queueLogger.pointer)
+    }
+
+    func requestStop() {
+        gate.withLock {
+            stopRequested = true
+            gate.broadcast()
+        }
+    }
+
+    /// Engine.run(); called with the GIL held, returns a new reference or nil.
+    func run() -> PyPtr? {
+        let alreadyRunning = gate.withLock { () -> Bool in
+            if running { return true }
+            running = true
+            return false
+        }
+        if alreadyRunning { return raise(PyExc_RuntimeError, "this server is already running") }
+        defer { gate.withLock { running = false } }
+        guard
+            let app = WSGIApplication(
+                application: application.pointer, logger: logger.pointer, queueLogger: queueLogger.pointer,
+                options: options, listeners: listeners)
+        else { return nil }
+        let dispatcher = TaskDispatcher(threads: threads) { _ in }
+        let worker = TaskRunner(app: app, dispatcher: dispatcher)
+        dispatcher.setRunner(worker.run)
+        let server = HTTPServer(configuration: configuration, listeners: listeners, dispatcher: dispatcher)
+
+        var threadState = PyEval_SaveThread()
+        dispatcher.start()
+        var startError: Error? = nil
+        do { try server.start() } catch { startError = error }
+        var pending: PyPtr? = nil
+        if startError == nil {
+            // Serve until stop() or a signal handler raises; check signals
+            // every 100 ms (Ctrl-C, SIGTERM handlers installed by Python).
+            while true {
+                let stop = gate.withLock { () -> Bool in
+                    if !stopRequested { gate.wait(seconds: 0.1) }
+                    return stopRequested
+                }
+                if stop { break }
+                PyEval_RestoreThread(threadState)
+                if PyErr_CheckSignals() != 0 { pending = wp_err_fetch() }
+                threadState = PyEval_SaveThread()
+                if pending != nil { break }
+            }
+            server.beginStop()
+            // Drain in-flight requests; a second signal cuts it short.
+            let deadline = monotonicSeconds() + Self.drainSeconds
+            while !server.waitForDrain(seconds: 0.1) && monotonicSeconds() < deadline {
+                PyEval_RestoreThread(threadState)
+                let interrupted = PyErr_CheckSignals() != 0
+                if interrupted {
+                    if let second = wp_err_fetch() {
+                        if pending == nil { pending = second } else { wp_decref(second) }
+                    }
+                }
+                threadState = PyEval_SaveThread()
+                if interrupted { break }
+            }
+        }
+        server.finishStop()
+        dispatcher.stopAndJoin()
+        PyEval_RestoreThread(threadState)
+        // Release the Python objects these hold only now, with the GIL.
+        withExtendedLifetime((server, dispatcher, worker, app)) {}
+        gate.withLock { stopRequested = false }
+        if let error = startError {
+            return raise(PyExc_OSError, "could not start serving: \(error)")
+        }
+        if let pending = pending {
+            wp_err_restore(pending)
+            return nil
+        }
+        return wp_new_none()
+    }
+}
+
+/// Runs each request on a worker thread (GIL held) and reports the task
+/// queue depth Waitress warns about.
+final class TaskRunner {
+    let app: WSGIApplication
+    unowned let dispatcher: TaskDispatcher
+
+    init(app: WSGIApplication, dispatcher: TaskDispatcher) {
+        self.app = app
+        self.dispatcher = dispatcher
+    }
+
+    func run(_ request: Request) {
+        let depth = dispatcher.queueDepthToReport.exchange(0, ordering: .relaxed)
+        if depth > 0 {
+            app.queueWarning("Task queue depth is \(depth)")
+        }
+        WSGITask(app: app, request: request).run()
+    }
+}

@@ -1,0 +1,126 @@
+@preconcurrency import CPython
+import WaitressServer
+
+/// The Python type `waitress._native.Engine` (see _native.pyi).
+public enum EngineType {
+    static let new: @convention(c) (UnsafeMutablePointer<PyTypeObject>?, PyPtr?, PyPtr?) -> PyPtr? = { type, args, kwargs in
+        guard let type = type, let args = args else { return nil }
+        guard wp_tuple_size(args) == 5, kwargs == nil || PyDict_Size(kwargs) == 0 else {
+            return raise(PyExc_TypeError, "Engine(application, listeners, adj, logger, queue_logger)")
+        }
+        let application = wp_tuple_item(args, 0)!
+        guard PyCallable_Check(application) == 1 else {
+            return raise(PyExc_TypeError, "application must be callable")
+        }
+        guard let listeners = parseListeners(wp_tuple_item(args, 1)!) else { return nil }
+        guard let (configuration, threads, options) = parseAdjustments(wp_tuple_item(args, 2)!) else { return nil }
+        let engine = Engine(
+            application: application, listeners: listeners, configuration: configuration, threads: threads,
+            options: options, logger: wp_tuple_item(args, 3)!, queueLogger: wp_tuple_item(args, 4)!)
+        guard let object = wp_alloc(type) else { return nil }
+        wp_context_slot(object)!.pointee = Unmanaged.passRetained(engine as AnyObject).toOpaque()
+        return object
+    }
+
+    static let run: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { object, _ in
+        guard let engine = NativeType.context(object, as: Engine.self) else { return nil }
+        return engine.run()
+    }
+
+    static let stop: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { object, _ in
+        guard let engine = NativeType.context(object, as: Engine.self) else { return nil }
+        engine.requestStop()
+        return wp_new_none()
+    }
+
+    public static func makeType() -> PyPtr? {
+        let methods = [
+            PyMethodDef(
+                ml_name: UnsafePointer(strdup("run")), ml_meth: run, ml_flags: METH_NOARGS,
+                ml_doc: UnsafePointer(strdup("Serve until stop() is called or a signal handler raises."))),
+            PyMethodDef(
+                ml_name: UnsafePointer(strdup("stop")), ml_meth: stop, ml_flags: METH_NOARGS,
+                ml_doc: UnsafePointer(strdup("Ask a running engine to shut down gracefully; thread-safe."))),
+        ]
+        return NativeType.make(
+            name: "waitress._native.Engine",
+            doc: "Engine(application, listeners, adj, logger, queue_logger): the Swift core of one server.",
+            slots: [(Py_tp_new, unsafeBitCast(new, to: UnsafeMutableRawPointer.self))],
+            methods: methods)
+    }
+
+    /// [(fd, is_unix, server_name, server_port)]
+    static func parseListeners(_ sequence: PyPtr) -> [ListenerSpec]? {
+        guard let iterator = PyObject_GetIter(sequence) else { return nil }
+        defer { wp_decref(iterator) }
+        var result: [ListenerSpec] = []
+        while let item = PyIter_Next(iterator) {
+            defer { wp_decref(item) }
+            guard wp_is_tuple(item) != 0, wp_tuple_size(item) == 4 else {
+                return raise(PyExc_TypeError, "listeners must be (fd, is_unix, server_name, server_port) tuples")
+                    .map { _ in [] }
+            }
+            let fd = PyLong_AsLong(wp_tuple_item(item, 0))
+            if PyErr_Occurred() != nil { return nil }
+            let isUnix = PyObject_IsTrue(wp_tuple_item(item, 1)) == 1
+            guard let name = swiftString(wp_tuple_item(item, 2)!), let port = swiftString(wp_tuple_item(item, 3)!) else {
+                return nil
+            }
+            result.append(ListenerSpec(descriptor: Int32(fd), isUnix: isUnix, serverName: name, serverPort: port))
+        }
+        if PyErr_Occurred() != nil { return nil }
+        if result.isEmpty { return raise(PyExc_ValueError, "no listening sockets given").map { _ in [] } }
+        return result
+    }
+
+    static func parseAdjustments(_ adj: PyPtr) -> (ServerConfiguration, Int, WSGIApplication.Options)? {
+        var failed = false
+        func int(_ name: String, _ fallback: Int) -> Int {
+            guard let value = PyObject_GetAttrString(adj, name) else { PyErr_Clear(); return fallback }
+            defer { wp_decref(value) }
+            let number = PyLong_AsLong(value)
+            if PyErr_Occurred() != nil { failed = true }
+            return number
+        }
+        func double(_ name: String, _ fallback: Double) -> Double {
+            guard let value = PyObject_GetAttrString(adj, name) else { PyErr_Clear(); return fallback }
+            defer { wp_decref(value) }
+            let number = PyFloat_AsDouble(value)
+            if PyErr_Occurred() != nil { failed = true }
+            return number
+        }
+        func bool(_ name: String, _ fallback: Bool) -> Bool {
+            guard let value = PyObject_GetAttrString(adj, name) else { PyErr_Clear(); return fallback }
+            defer { wp_decref(value) }
+            return PyObject_IsTrue(value) == 1
+        }
+        func string(_ name: String, _ fallback: String?) -> String? {
+            guard let value = PyObject_GetAttrString(adj, name) else { PyErr_Clear(); return fallback }
+            defer { wp_decref(value) }
+            if value == wp_none() { return nil }
+            guard wp_is_unicode(value) != 0 else { return fallback }
+            return swiftString(value)
+        }
+        var c = ServerConfiguration()
+        c.backlog = int("backlog", c.backlog)
+        c.recvBytes = int("recv_bytes", c.recvBytes)
+        c.sendBytes = int("send_bytes", c.sendBytes)
+        c.inbufOverflow = int("inbuf_overflow", c.inbufOverflow)
+        c.outbufOverflow = int("outbuf_overflow", c.outbufOverflow)
+        c.outbufHighWatermark = int("outbuf_high_watermark", c.outbufHighWatermark)
+        c.connectionLimit = int("connection_limit", c.connectionLimit)
+        c.cleanupInterval = double("cleanup_interval", c.cleanupInterval)
+        c.channelTimeout = double("channel_timeout", c.channelTimeout)
+        c.maxRequestHeaderSize = int("max_request_header_size", c.maxRequestHeaderSize)
+        c.maxRequestBodySize = int("max_request_body_size", c.maxRequestBodySize)
+        c.logSocketErrors = bool("log_socket_errors", c.logSocketErrors)
+        let ident = string("ident", "waitress")
+        c.ident = (ident?.isEmpty ?? true) ? nil : ident
+        let threads = int("threads", 4)
+        let options = WSGIApplication.Options(
+            ident: c.ident, urlPrefix: string("url_prefix", "") ?? "", urlScheme: string("url_scheme", "http") ?? "http",
+            exposeTracebacks: bool("expose_tracebacks", false))
+        if failed { return nil }
+        return (c, threads, options)
+    }
+}

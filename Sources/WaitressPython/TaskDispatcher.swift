@@ -1,0 +1,131 @@
+@preconcurrency import CPython
+import Atomics
+import WaitressServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Waitress's ThreadedTaskDispatcher in Swift: `threads` worker threads run
+/// the application. Each takes a persistent Python thread state once and then,
+/// per batch of work, reacquires the GIL, runs every task it finds queued, and
+/// releases the GIL before waiting again (DESIGN.md §3). The event loop only
+/// appends to the queue and wakes a parked worker when the queue holds more
+/// tasks than there are awake workers free to take them.
+final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
+    private let gate = Gate()
+    private var queue: [Request] = []
+    private var head = 0
+    /// Workers waiting on the gate, and how many of them have been signalled.
+    private var parked = 0
+    private var wakeups = 0
+    /// Awake workers not inside a task (about to look at the queue).
+    private var free = 0
+    private var stopping = false
+    private var threads: [pthread_t] = []
+    private let count: Int
+    private var runTask: (Request) -> Void
+    /// The deepest backlog seen since a worker last logged it ("Task queue
+    /// depth is N" goes to the `waitress.queue` logger, which needs the GIL).
+    let queueDepthToReport = ManagedAtomic<Int>(0)
+
+    init(threads: Int, runTask: @escaping (Request) -> Void) {
+        self.count = max(1, threads)
+        self.runTask = runTask
+        queue.reserveCapacity(64)
+    }
+
+    /// Sets what runs each request; before start().
+    func setRunner(_ runner: @escaping (Request) -> Void) { runTask = runner }
+
+    /// Starts the workers; call without the GIL held.
+    func start() {
+        for _ in 0..<count {
+            let box = Unmanaged.passRetained(self).toOpaque()
+            var thread = pthread_t()
+            pthread_create(&thread, nil, { argument in
+                let dispatcher = Unmanaged<TaskDispatcher>.fromOpaque(argument!).takeRetainedValue()
+                dispatcher.workerLoop()
+                return nil
+            }, box)
+            threads.append(thread)
+        }
+    }
+
+    /// Called on the event loop.
+    func dispatch(_ request: Request) {
+        gate.lock()
+        queue.append(request)
+        let waiting = queue.count - head
+        let idle = free + parked
+        if waiting > idle {
+            let depth = waiting - idle
+            if depth > queueDepthToReport.load(ordering: .relaxed) {
+                queueDepthToReport.store(depth, ordering: .relaxed)
+            }
+        }
+        if parked > wakeups && waiting > free + wakeups {
+            wakeups += 1
+            gate.signal()
+        }
+        gate.unlock()
+    }
+
+    private func pop() -> Request? {
+        guard head < queue.count else { return nil }
+        let request = queue[head]
+        head += 1
+        if head == queue.count {
+            queue.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        return request
+    }
+
+    /// Finishes queued work, then stops and joins the workers. Call without
+    /// the GIL held.
+    func stopAndJoin() {
+        gate.withLock {
+            stopping = true
+            gate.broadcast()
+        }
+        for thread in threads {
+            pthread_join(thread, nil)
+        }
+        threads.removeAll()
+    }
+
+    private func workerLoop() {
+        let gilState = PyGILState_Ensure()
+        var threadState = PyEval_SaveThread()
+        gate.lock()
+        free += 1
+        while true {
+            guard let first = pop() else {
+                if stopping { break }
+                free -= 1
+                parked += 1
+                gate.wait()
+                parked -= 1
+                if wakeups > 0 { wakeups -= 1 }
+                free += 1
+                continue
+            }
+            free -= 1
+            gate.unlock()
+            PyEval_RestoreThread(threadState)
+            var task: Request? = first
+            while let current = task {
+                runTask(current)
+                task = gate.withLock { pop() }
+            }
+            threadState = PyEval_SaveThread()
+            gate.lock()
+            free += 1
+        }
+        free -= 1
+        gate.unlock()
+        PyEval_RestoreThread(threadState)
+        PyGILState_Release(gilState)
+    }
+}

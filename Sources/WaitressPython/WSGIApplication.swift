@@ -1,0 +1,271 @@
+@preconcurrency import CPython
+import WaitressHTTP
+import WaitressServer
+
+/// Everything a running engine needs to turn requests into WSGI calls, made
+/// once with the GIL held: the application, options, interned keys, per-listener
+/// environ templates, and the Python helpers (io.BytesIO, the file wrapper
+/// type, loggers).
+final class WSGIApplication {
+    let application: PyPtr
+    let logger: PyPtr
+    let queueLogger: PyPtr
+    let keys = EnvironKeys()
+    let headerKeys = HeaderKeyCache()
+    let ident: [UInt8]?
+    let identString: String?
+    let urlPrefix: [UInt8]
+    let exposeTracebacks: Bool
+    let bytesIO: PyPtr
+    let openFile: PyPtr
+    let formatExceptionFunction: PyPtr
+    let fileWrapperType: PyPtr?
+    var fileWrapperTypeObject: UnsafeMutablePointer<PyTypeObject> {
+        UnsafeMutableRawPointer(fileWrapperType!).assumingMemoryBound(to: PyTypeObject.self)
+    }
+    let clientDisconnectedError: PyPtr
+    /// Environ entries that are the same for every request on a listener.
+    private var templates: [Int32: PyPtr] = [:]
+    private var dateCache = HTTPDateCache()
+
+    struct Options {
+        var ident: String?
+        var urlPrefix: String
+        var urlScheme: String
+        var exposeTracebacks: Bool
+    }
+
+    init?(application: PyPtr, logger: PyPtr, queueLogger: PyPtr, options: Options, listeners: [ListenerSpec]) {
+        guard let bytesIO = importAttribute("io", "BytesIO"),
+            let openFile = importAttribute("io", "open"),
+            let formatException = importAttribute("traceback", "format_exception"),
+            let wrapper = importAttribute("waitress.buffers", "ReadOnlyFileBasedBuffer"),
+            let disconnected = importAttribute("waitress.channel", "ClientDisconnected")
+        else { return nil }
+        wp_incref(application)
+        wp_incref(logger)
+        wp_incref(queueLogger)
+        self.application = application
+        self.logger = logger
+        self.queueLogger = queueLogger
+        self.bytesIO = bytesIO
+        self.openFile = openFile
+        self.formatExceptionFunction = formatException
+        self.fileWrapperType = wrapper
+        self.clientDisconnectedError = disconnected
+        self.identString = options.ident
+        self.ident = options.ident.map { Array($0.utf8) }
+        self.urlPrefix = Array(options.urlPrefix.utf8)
+        self.exposeTracebacks = options.exposeTracebacks
+        for listener in listeners {
+            guard let template = makeTemplate(listener, options) else { return nil }
+            templates[listener.descriptor] = template
+        }
+    }
+
+    deinit {
+        for template in templates.values { wp_decref(template) }
+        for object in [application, logger, queueLogger, bytesIO, openFile, formatExceptionFunction, clientDisconnectedError] {
+            wp_decref(object)
+        }
+        if let wrapper = fileWrapperType { wp_decref(wrapper) }
+    }
+
+    private func makeTemplate(_ listener: ListenerSpec, _ options: Options) -> PyPtr? {
+        guard let environ = PyDict_New() else { return nil }
+        func set(_ key: PyPtr, _ value: PyPtr?) {
+            guard let value = value else { return }
+            PyDict_SetItem(environ, key, value)
+            wp_decref(value)
+        }
+        set(keys.scriptName, pyString(options.urlPrefix))
+        set(keys.serverName, pyString(listener.serverName))
+        set(keys.serverPort, pyString(listener.serverPort))
+        set(keys.serverSoftware, options.ident.flatMap(pyString) ?? wp_new_none())
+        set(keys.wsgiURLScheme, pyString(options.urlScheme))
+        let one = PyLong_FromLong(1)!
+        let zero = PyLong_FromLong(0)!
+        set(keys.wsgiVersion, makeTuple([one, zero]))
+        wp_decref(one)
+        wp_decref(zero)
+        set(keys.wsgiMultithread, wp_new_bool(1))
+        set(keys.wsgiMultiprocess, wp_new_bool(0))
+        set(keys.wsgiRunOnce, wp_new_bool(0))
+        set(keys.wsgiInputTerminated, wp_new_bool(1))
+        if let wrapper = fileWrapperType {
+            wp_incref(wrapper)
+            set(keys.wsgiFileWrapper, wrapper)
+        }
+        return environ
+    }
+
+    func currentDate() -> [UInt8] { dateCache.current() }
+
+    // MARK: environ
+
+    /// PEP 3333's environ plus Waitress's extras; nil with a Python error set.
+    func buildEnviron(for request: Request) -> PyPtr? {
+        guard let template = templates[request.listener.descriptor], let environ = PyDict_Copy(template) else {
+            return nil
+        }
+        let head = request.head
+        func set(_ key: PyPtr, _ value: PyPtr?) -> Bool {
+            guard let value = value else { return false }
+            let status = PyDict_SetItem(environ, key, value)
+            wp_decref(value)
+            return status == 0
+        }
+        let ok: Bool = head.storage.withUnsafeBytes { bytes -> Bool in
+            let method = UnsafeRawBufferPointer(rebasing: bytes[head.method])
+            let cachedMethod = keys.method(method)
+            if let cached = cachedMethod { wp_incref(cached) }
+            guard set(keys.requestMethod, cachedMethod ?? pyLatin1(method)),
+                set(keys.pathInfo, pathInfo(UnsafeRawBufferPointer(rebasing: bytes[head.path]))),
+                set(keys.queryString, pyLatin1(UnsafeRawBufferPointer(rebasing: bytes[head.query]))),
+                set(keys.requestURI, pyLatin1(UnsafeRawBufferPointer(rebasing: bytes[head.target])))
+            else { return false }
+            let proto = head.version == .http10 ? keys.http10 : keys.http11
+            wp_incref(proto)
+            guard set(keys.serverProtocol, proto) else { return false }
+            for field in head.fields {
+                let name = UnsafeRawBufferPointer(rebasing: bytes[field.name])
+                guard let key = headerKeys.key(for: name) else { return false }
+                defer { wp_decref(key) }
+                guard let value = pyLatin1(UnsafeRawBufferPointer(rebasing: bytes[field.value])) else { return false }
+                let status = PyDict_SetItem(environ, key, value)
+                wp_decref(value)
+                if status != 0 { return false }
+            }
+            return true
+        }
+        guard ok else {
+            wp_decref(environ)
+            return nil
+        }
+        let connection = request.connection
+        guard let host = pyString(connection.remoteHost) else {
+            wp_decref(environ)
+            return nil
+        }
+        wp_incref(host)
+        guard set(keys.remoteAddr, host), set(keys.remoteHost, host),
+            set(keys.remotePort, pyString(connection.remotePort))
+        else {
+            wp_decref(environ)
+            return nil
+        }
+        if head.isChunked {
+            guard set(keys.contentLength, pyString(String(request.bodyLength))) else {
+                wp_decref(environ)
+                return nil
+            }
+        }
+        // sys.stderr at request time, as Waitress does.
+        let stderr = PySys_GetObject("stderr") ?? wp_none()
+        wp_incref(stderr)
+        guard set(keys.wsgiErrors, stderr), set(keys.wsgiInput, makeInput(request)) else {
+            wp_decref(environ)
+            return nil
+        }
+        guard set(keys.clientDisconnected, NativeCallable.make({ _, _ in wp_new_bool(connection.isOpen ? 0 : 1) })) else {
+            wp_decref(environ)
+            return nil
+        }
+        return environ
+    }
+
+    /// PATH_INFO: percent-decoded, latin-1, leading slashes collapsed to one,
+    /// then `url_prefix` moved to SCRIPT_NAME (Waitress's get_environment).
+    private func pathInfo(_ raw: UnsafeRawBufferPointer) -> PyPtr? {
+        if urlPrefix.isEmpty, !needsPercentDecoding(raw), raw.count < 2 || raw[1] != UInt8(ascii: "/") {
+            return pyLatin1(raw)
+        }
+        var path: [UInt8] = []
+        percentDecode(raw, into: &path)
+        if path.first == UInt8(ascii: "/") {
+            var start = 0
+            while start < path.count && path[start] == UInt8(ascii: "/") { start += 1 }
+            path = [UInt8(ascii: "/")] + path[start...]
+        }
+        if !urlPrefix.isEmpty {
+            if path == urlPrefix {
+                path = []
+            } else if path.count > urlPrefix.count, path.starts(with: urlPrefix), path[urlPrefix.count] == UInt8(ascii: "/") {
+                path.removeFirst(urlPrefix.count)
+            }
+        }
+        return pyLatin1(path)
+    }
+
+    private func makeInput(_ request: Request) -> PyPtr? {
+        switch request.body {
+        case .memory(let bytes):
+            let data: PyPtr?
+            if bytes.isEmpty {
+                wp_incref(keys.emptyBytes)
+                data = keys.emptyBytes
+            } else {
+                data = bytes.withUnsafeBytes {
+                    PyBytes_FromStringAndSize($0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count)
+                }
+            }
+            guard let data = data else { return nil }
+            defer { wp_decref(data) }
+            return callObject(bytesIO, [data])
+        case .file(let descriptor, _):
+            guard let fd = PyLong_FromLong(Int(descriptor)), let mode = pyString("rb") else { return nil }
+            defer { wp_decref(fd); wp_decref(mode) }
+            return callObject(openFile, [fd, mode])
+        }
+    }
+
+    /// The path as Waitress names it in log lines (decoded, before url_prefix).
+    func pathForLog(_ request: Request) -> String {
+        let head = request.head
+        var path: [UInt8] = []
+        head.withBytes(head.path) { percentDecode($0, into: &path) }
+        return String(decoding: path, as: UTF8.self)
+    }
+
+    // MARK: logging (GIL held)
+
+    func logException(_ message: String, _ exception: PyPtr?) {
+        log(logger, "error", message, exception)
+    }
+
+    func warn(_ message: String) { log(logger, "warning", message, nil) }
+    func info(_ message: String) { log(logger, "info", message, nil) }
+    func queueWarning(_ message: String) { log(queueLogger, "warning", message, nil) }
+
+    private func log(_ target: PyPtr, _ method: String, _ message: String, _ exception: PyPtr?) {
+        guard let text = pyString(message) else {
+            PyErr_Clear()
+            return
+        }
+        defer { wp_decref(text) }
+        if wp_log(target, method, text, exception) != 0 {
+            // A broken logging setup must not break the response.
+            PyErr_Clear()
+        }
+    }
+
+    func formatException(_ exception: PyPtr) -> String {
+        let type = PyObject_Type(exception)!
+        defer { wp_decref(type) }
+        let traceback = PyException_GetTraceback(exception) ?? { wp_incref(wp_none()); return wp_none() }()
+        defer { wp_decref(traceback) }
+        guard let lines = callObject(formatExceptionFunction, [type, exception, traceback]),
+            let empty = pyString("")
+        else {
+            PyErr_Clear()
+            return "Traceback unavailable"
+        }
+        defer { wp_decref(lines); wp_decref(empty) }
+        guard let joined = PyUnicode_Join(empty, lines) else {
+            PyErr_Clear()
+            return "Traceback unavailable"
+        }
+        defer { wp_decref(joined) }
+        return swiftString(joined) ?? ""
+    }
+}

@@ -1,0 +1,505 @@
+@preconcurrency import CPython
+import NIOCore
+import WaitressHTTP
+import WaitressServer
+
+/// Hop-by-hop fields an application may not set (PEP 3333; Waitress's list).
+private let hopByHop: [String] = [
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+    "transfer-encoding", "upgrade",
+]
+
+private let allocator = ByteBufferAllocator()
+
+/// One request in service on a worker thread, with the GIL held: builds the
+/// environ, calls the application, validates start_response, drives the
+/// app_iter and frames the response (Waitress's WSGITask and Task).
+final class WSGITask {
+    let app: WSGIApplication
+    let request: Request
+    private var status: [UInt8] = []
+    private var headers = ResponseHeaders()
+    private var contentLength: Int?
+    private var complete = false
+    private var wroteHeader = false
+    private var framing = BodyFraming.none
+    private var closeAfter = false
+    private var bodyWritten = 0
+    private var loggedExcess = false
+    private var loggedNoBody = false
+    /// Bytes not yet handed to the connection (head and body coalesced).
+    private var pending: ByteBuffer?
+    /// Whether the connection went away while streaming.
+    private var disconnected = false
+
+    init(app: WSGIApplication, request: Request) {
+        self.app = app
+        self.request = request
+    }
+
+    var isHead: Bool { request.head.isHead }
+
+    // MARK: running
+
+    func run() {
+        guard let environ = app.buildEnviron(for: request) else {
+            handleException(wp_err_fetch())
+            return
+        }
+        defer { wp_decref(environ) }
+        guard let startResponse = NativeCallable.make({ [unowned self] args, kwargs in
+            self.startResponse(args, kwargs)
+        }) else {
+            handleException(wp_err_fetch())
+            return
+        }
+        defer { wp_decref(startResponse) }
+        guard let result = callObject(app.application, [environ, startResponse]) else {
+            handleException(wp_err_fetch())
+            return
+        }
+        var failure: PyPtr? = nil
+        if !drive(result) {
+            failure = wp_err_fetch()
+        }
+        // close() is called on every app_iter that has it (PEP 3333), also after
+        // errors and disconnects.
+        if PyObject_HasAttrString(result, "close") == 1 {
+            if let closed = callMethod(result, "close") {
+                wp_decref(closed)
+            } else if failure == nil {
+                failure = wp_err_fetch()
+            } else {
+                PyErr_Clear()
+            }
+        }
+        wp_decref(result)
+        if let failure = failure {
+            handleException(failure)
+            return
+        }
+        if disconnected {
+            logClientDisconnected()
+            sendEnd(close: true)
+            return
+        }
+        if !finish() {
+            handleException(wp_err_fetch())
+        }
+    }
+
+    /// Iterates the app_iter, writing what it yields; false with a Python error set.
+    private func drive(_ result: PyPtr) -> Bool {
+        if app.fileWrapperType != nil, PyObject_TypeCheck(result, app.fileWrapperTypeObject) != 0 {
+            return driveFileWrapper(result)
+        }
+        // A list or tuple is all there: coalesce it into one write.
+        if wp_is_exact_list(result) != 0 || wp_is_exact_tuple(result) != 0 {
+            let isList = wp_is_exact_list(result) != 0
+            let count = isList ? wp_list_size(result) : wp_tuple_size(result)
+            for i in 0..<count {
+                let chunk = isList ? wp_list_item(result, i)! : wp_tuple_item(result, i)!
+                if i == 0 && count == 1 && contentLength == nil {
+                    guard wp_is_bytes(chunk) != 0 else { return bodyTypeError(chunk) }
+                    contentLength = wp_bytes_size(chunk)
+                }
+                guard write(chunk, flush: false) else { return false }
+                if disconnected { break }
+            }
+            return true
+        }
+        guard let iterator = PyObject_GetIter(result) else { return false }
+        defer { wp_decref(iterator) }
+        var first = true
+        while let chunk = PyIter_Next(iterator) {
+            defer { wp_decref(chunk) }
+            if first {
+                first = false
+                // start_response may come with the first item (PEP 3333), so
+                // the one-item length rule is checked here.
+                if contentLength == nil, PyObject_HasAttrString(result, "__len__") == 1, PyObject_Size(result) == 1 {
+                    guard wp_is_bytes(chunk) != 0 else { return bodyTypeError(chunk) }
+                    contentLength = wp_bytes_size(chunk)
+                }
+                PyErr_Clear()
+            }
+            guard write(chunk, flush: true) else { return false }
+            if disconnected { return true }
+        }
+        return PyErr_Occurred() == nil
+    }
+
+    /// wsgi.file_wrapper: a file with seek/tell gets Content-Length from its
+    /// remaining size (Waitress's ReadOnlyFileBasedBuffer.prepare), then goes out
+    /// in block_size pieces.
+    private func driveFileWrapper(_ wrapper: PyPtr) -> Bool {
+        guard let file = getAttribute(wrapper, "file") else { return false }
+        defer { wp_decref(file) }
+        var blockSize = 32768
+        if let size = getAttribute(wrapper, "block_size") {
+            blockSize = max(1, PyLong_AsLong(size))
+            wp_decref(size)
+            if PyErr_Occurred() != nil { return false }
+        }
+        var remaining: Int? = nil
+        if PyObject_HasAttrString(file, "seek") == 1, PyObject_HasAttrString(file, "tell") == 1 {
+            guard let start = callMethod(file, "tell") else { return false }
+            defer { wp_decref(start) }
+            guard let zero = PyLong_FromLong(0), let two = PyLong_FromLong(2) else { return false }
+            defer { wp_decref(zero); wp_decref(two) }
+            guard let moved = callMethod(file, "seek", [zero, two]) else { return false }
+            wp_decref(moved)
+            guard let end = callMethod(file, "tell") else { return false }
+            defer { wp_decref(end) }
+            guard let back = callMethod(file, "seek", [start]) else { return false }
+            wp_decref(back)
+            let size = PyLong_AsLong(end) - PyLong_AsLong(start)
+            if PyErr_Occurred() != nil { return false }
+            remaining = min(size, contentLength ?? size)
+            if let r = remaining, r > 0, contentLength != r {
+                removeContentLengthHeader()
+                contentLength = r
+            }
+        }
+        guard let block = PyLong_FromLong(blockSize) else { return false }
+        defer { wp_decref(block) }
+        while remaining.map({ $0 > 0 }) ?? true {
+            guard let chunk = callMethod(file, "read", [block]) else { return false }
+            defer { wp_decref(chunk) }
+            guard wp_is_bytes(chunk) != 0 else { return bodyTypeError(chunk) }
+            let size = wp_bytes_size(chunk)
+            if size == 0 { break }
+            remaining = remaining.map { $0 - size }
+            guard write(chunk, flush: true) else { return false }
+            if disconnected { return true }
+        }
+        return true
+    }
+
+    private func removeContentLengthHeader() {
+        var kept = ResponseHeaders()
+        for entry in headers.entries {
+            let name = headers.storage[entry.name]
+            if name.count == 14 && name.map(asciiLowerByte).elementsEqual("content-length".utf8) { continue }
+            headers.storage.withUnsafeBytes { bytes in
+                kept.append(
+                    name: UnsafeRawBufferPointer(rebasing: bytes[entry.name]),
+                    value: UnsafeRawBufferPointer(rebasing: bytes[entry.value]))
+            }
+        }
+        headers = kept
+    }
+
+    private func bodyTypeError(_ chunk: PyPtr) -> Bool {
+        let typeName = swiftString(PyObject_Str(PyObject_Type(chunk)) ?? wp_none()) ?? "?"
+        raise(PyExc_TypeError, "response body items must be bytes, not \(typeName)")
+        return false
+    }
+
+    // MARK: start_response and write
+
+    private func startResponse(_ args: PyPtr, _ kwargs: PyPtr?) -> PyPtr? {
+        let count = wp_tuple_size(args)
+        var excInfo: PyPtr? = count >= 3 ? wp_tuple_item(args, 2) : nil
+        if let kwargs = kwargs {
+            if let value = PyDict_GetItemString(kwargs, "exc_info") {
+                excInfo = value
+            }
+            if PyDict_Size(kwargs) > (PyDict_GetItemString(kwargs, "exc_info") != nil ? 1 : 0) {
+                return raise(PyExc_TypeError, "start_response() got an unexpected keyword argument")
+            }
+        }
+        guard count >= 2, count <= 3 else {
+            return raise(PyExc_TypeError, "start_response() takes 2 or 3 positional arguments but \(count) were given")
+        }
+        if let info = excInfo, info == wp_none() { excInfo = nil }
+        if complete && excInfo == nil {
+            return raise(
+                PyExc_AssertionError, "start_response called a second time without providing exc_info.")
+        }
+        if let info = excInfo {
+            if wroteHeader {
+                // Too late to change the response: re-raise the app's exception.
+                guard let value = PySequence_GetItem(info, 1) else { return nil }
+                if let traceback = PySequence_GetItem(info, 2) {
+                    if traceback != wp_none() { PyException_SetTraceback(value, traceback) }
+                    wp_decref(traceback)
+                }
+                wp_err_restore(value)
+                return nil
+            }
+            headers.removeAll()
+            contentLength = nil
+        }
+        complete = true
+        let statusObject = wp_tuple_item(args, 0)!
+        guard wp_is_unicode(statusObject) != 0 else {
+            let text = swiftString(PyObject_Str(statusObject) ?? wp_none()) ?? "?"
+            return raise(PyExc_AssertionError, "status \(text) is not a string")
+        }
+        guard let statusBytes = withLatin1Bytes(statusObject, { Array($0) }) else { return nil }
+        if statusBytes.contains(10) || statusBytes.contains(13) {
+            return raise(PyExc_ValueError, "carriage return/line feed character present in status")
+        }
+        status = statusBytes
+        let headerList = wp_tuple_item(args, 1)!
+        guard let iterator = PyObject_GetIter(headerList) else { return nil }
+        defer { wp_decref(iterator) }
+        while let item = PyIter_Next(iterator) {
+            defer { wp_decref(item) }
+            guard addHeader(item) else { return nil }
+        }
+        if PyErr_Occurred() != nil { return nil }
+        return NativeCallable.make { [unowned self] args, _ in
+            guard wp_tuple_size(args) == 1 else {
+                return raise(PyExc_TypeError, "write() takes exactly one argument")
+            }
+            let data = wp_tuple_item(args, 0)!
+            guard wp_is_bytes(data) != 0 else {
+                _ = self.bodyTypeError(data)
+                return nil
+            }
+            guard self.write(data, flush: true) else { return nil }
+            if self.disconnected {
+                return raise(app.clientDisconnectedError, "Client disconnected")
+            }
+            return wp_new_none()
+        }
+    }
+
+    private func addHeader(_ item: PyPtr) -> Bool {
+        guard PySequence_Check(item) == 1, PySequence_Size(item) == 2,
+            let name = PySequence_GetItem(item, 0), let value = PySequence_GetItem(item, 1)
+        else {
+            if PyErr_Occurred() == nil { raise(PyExc_AssertionError, "Header must be a (name, value) tuple") }
+            return false
+        }
+        defer { wp_decref(name); wp_decref(value) }
+        func describe() -> String {
+            let n = swiftString(PyObject_Repr(name) ?? wp_none()) ?? "?"
+            let v = swiftString(PyObject_Repr(value) ?? wp_none()) ?? "?"
+            return "(\(n), \(v))"
+        }
+        guard wp_is_unicode(name) != 0 else {
+            let n = swiftString(PyObject_Repr(name) ?? wp_none()) ?? "?"
+            raise(PyExc_AssertionError, "Header name \(n) is not a string in \(describe())")
+            return false
+        }
+        guard wp_is_unicode(value) != 0 else {
+            let v = swiftString(PyObject_Repr(value) ?? wp_none()) ?? "?"
+            raise(PyExc_AssertionError, "Header value \(v) is not a string in \(describe())")
+            return false
+        }
+        guard let valueBytes = withLatin1Bytes(value, { Array($0) }),
+            let nameBytes = withLatin1Bytes(name, { Array($0) })
+        else { return false }
+        if valueBytes.contains(10) || valueBytes.contains(13) {
+            raise(PyExc_ValueError, "carriage return/line feed character present in header value")
+            return false
+        }
+        if nameBytes.contains(10) || nameBytes.contains(13) {
+            raise(PyExc_ValueError, "carriage return/line feed character present in header name")
+            return false
+        }
+        let lower = String(decoding: nameBytes.map(asciiLowerByte), as: UTF8.self)
+        if lower == "content-length" {
+            guard let number = PyLong_FromUnicodeObject(value, 10) else { return false }
+            defer { wp_decref(number) }
+            let length = PyLong_AsLong(number)
+            if PyErr_Occurred() != nil { return false }
+            contentLength = length
+        } else if hopByHop.contains(lower) {
+            let n = swiftString(name) ?? "?"
+            raise(
+                PyExc_AssertionError,
+                "\(n) is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)")
+            return false
+        }
+        nameBytes.withUnsafeBytes { n in
+            valueBytes.withUnsafeBytes { v in headers.append(name: n, value: v) }
+        }
+        return true
+    }
+
+    /// Writes one body item (Waitress's Task.write); false with a Python error set.
+    private func write(_ data: PyPtr, flush: Bool) -> Bool {
+        guard complete else {
+            raise(PyExc_RuntimeError, "start_response was not called before body written")
+            return false
+        }
+        guard wp_is_bytes(data) != 0 else { return bodyTypeError(data) }
+        if disconnected { return true }
+        let size = wp_bytes_size(data)
+        if !wroteHeader {
+            if size == 0 && flush { return true }  // the head waits for a non-empty item
+            guard writeHead() else { return false }
+        }
+        let bytes = UnsafeRawBufferPointer(start: wp_bytes_data(data), count: size)
+        switch framing {
+        case .none:
+            if size > 0 && !isHead && !ResponseHead.statusHasBody(status.withUnsafeBytes { $0 }) {
+                bodyWritten += size
+                if !loggedNoBody {
+                    loggedNoBody = true
+                    app.warn(
+                        "application-written content was ignored due to HTTP response that may not contain a message-body: (\(String(decoding: status, as: UTF8.self)))"
+                    )
+                }
+            }
+        case .contentLength(let length):
+            let room = max(0, length - bodyWritten)
+            let n = min(room, size)
+            appendPending(UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
+            bodyWritten += n
+            if n < size && !loggedExcess {
+                loggedExcess = true
+                app.warn(
+                    "application-written content exceeded the number of bytes specified by Content-Length header (\(length))")
+            }
+        case .chunked:
+            if size > 0 {
+                var prefix: [UInt8] = []
+                ChunkFraming.writePrefix(size, into: &prefix)
+                prefix.withUnsafeBytes { appendPending($0) }
+                appendPending(bytes)
+                ChunkFraming.suffix.withUnsafeBytes { appendPending($0) }
+                bodyWritten += size
+            }
+        case .untilClose:
+            appendPending(bytes)
+            bodyWritten += size
+        }
+        if flush { return flushPending() }
+        return true
+    }
+
+    private func appendPending(_ bytes: UnsafeRawBufferPointer) {
+        if pending == nil {
+            pending = allocator.buffer(capacity: max(bytes.count, 512))
+        }
+        pending!.writeBytes(bytes)
+    }
+
+    /// Hands pending bytes to the connection, waiting (GIL released) while
+    /// the client is too far behind.
+    private func flushPending() -> Bool {
+        guard let buffer = pending else { return true }
+        pending = nil
+        let connection = request.connection
+        if !connection.isOpen {
+            disconnected = true
+            return true
+        }
+        connection.send(.data(buffer))
+        if !connection.waitForRoomWithoutBlocking() {
+            let state = PyEval_SaveThread()
+            let open = connection.waitForRoom()
+            PyEval_RestoreThread(state)
+            if !open { disconnected = true }
+        }
+        return true
+    }
+
+    private func writeHead() -> Bool {
+        var head: [UInt8] = []
+        head.reserveCapacity(256)
+        let h = request.head
+        let decision = status.withUnsafeBytes { statusBytes in
+            ResponseHead.write(
+                into: &head,
+                request: .init(
+                    version: h.version, isHead: h.isHead, keepAlive: h.keepAlive, keepAliveToken: h.connectionKeepAliveToken),
+                status: statusBytes, headers: headers, contentLength: contentLength, forceClose: false,
+                ident: app.ident, date: app.currentDate())
+        }
+        framing = decision.framing
+        closeAfter = decision.closeAfter
+        wroteHeader = true
+        head.withUnsafeBytes { appendPending($0) }
+        return true
+    }
+
+    /// Ends a response that went well (Waitress's Task.finish).
+    private func finish() -> Bool {
+        if !wroteHeader {
+            guard complete else {
+                raise(PyExc_RuntimeError, "start_response was not called before body written")
+                return false
+            }
+            guard writeHead() else { return false }
+        }
+        if case .chunked = framing {
+            ChunkFraming.terminator.withUnsafeBytes { appendPending($0) }
+        }
+        if case .contentLength(let length) = framing, bodyWritten < length {
+            // Too few bytes: close so the client does not wait for the rest.
+            closeAfter = true
+            app.warn(
+                "application returned too few bytes (\(bodyWritten)) for specified Content-Length (\(length)) via app_iter"
+            )
+        }
+        sendEnd(close: closeAfter)
+        return true
+    }
+
+    private func sendEnd(close: Bool) {
+        let buffer = pending
+        pending = nil
+        request.connection.send(.end(buffer, close: close))
+    }
+
+    // MARK: errors
+
+    /// An exception from the app: logged with its traceback; a 500 if nothing
+    /// was sent yet, else the connection is closed (Waitress's channel.service).
+    private func handleException(_ exception: PyPtr?) {
+        let path = app.pathForLog(request)
+        if let exception = exception, wp_exception_matches(exception, app.clientDisconnectedError) != 0 {
+            wp_decref(exception)
+            logClientDisconnected()
+            sendEnd(close: true)
+            return
+        }
+        app.logException("Exception while serving \(path)", exception)
+        defer { if let exception = exception { wp_decref(exception) } }
+        if wroteHeader || disconnected {
+            pending = nil
+            sendEnd(close: true)
+            return
+        }
+        let detail: String
+        if app.exposeTracebacks, let exception = exception {
+            detail = app.formatException(exception)
+        } else {
+            detail = "The server encountered an unexpected internal server error"
+        }
+        let body = ErrorPage.body(reason: "Internal Server Error", detail: detail, ident: app.identString)
+        status = Array("500 Internal Server Error".utf8)
+        headers.removeAll()
+        headers.append(name: "Content-Type", value: "text/plain; charset=utf-8")
+        contentLength = body.count
+        complete = true
+        var head: [UInt8] = []
+        let h = request.head
+        _ = status.withUnsafeBytes { statusBytes in
+            ResponseHead.write(
+                into: &head,
+                request: .init(version: h.version, isHead: h.isHead, keepAlive: false, keepAliveToken: false),
+                status: statusBytes, headers: headers, contentLength: body.count, forceClose: true,
+                ident: app.ident, date: app.currentDate())
+        }
+        pending = nil
+        head.withUnsafeBytes { appendPending($0) }
+        if !h.isHead { body.withUnsafeBytes { appendPending($0) } }
+        sendEnd(close: true)
+    }
+
+    private func logClientDisconnected() {
+        app.info("Client disconnected while serving \(app.pathForLog(request))")
+    }
+}
+
+@inline(__always)
+func asciiLowerByte(_ b: UInt8) -> UInt8 {
+    (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z")) ? b | 0x20 : b
+}

@@ -1,0 +1,288 @@
+import NIOCore
+import WaitressHTTP
+
+/// One client connection: reads and parses requests, hands complete ones to
+/// the worker pool one at a time, and writes their responses in order.
+///
+/// Reading is explicit (autoRead off): while a request is in service nothing
+/// more is read, so a pipelining or flooding client costs at most one read
+/// buffer, and responses can never be reordered (RFC 9112 §9.3.2). The next
+/// buffered request is only started once the previous response is written out
+/// below the write-buffer high watermark (Waitress flushes its outbufs first).
+final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private struct BodyState {
+        var head: RequestHead
+        var receiver: BodyReceiver
+        var buffer: OverflowableBuffer
+    }
+
+    let core: ServerCore
+    let listener: ListenerSpec
+    private var context: ChannelHandlerContext?
+    private var cumulation: ByteBuffer?
+    private var parser: RequestHeadParser
+    private var bodyState: BodyState?
+    private(set) var inService = false
+    private var closing = false
+    private var wantsRead = false
+    private var readPending = false
+    private var needsFlush = false
+    private(set) var lastActivity = monotonicSeconds()
+    private(set) var responseChannel: ResponseChannel!
+
+    init(core: ServerCore, listener: ListenerSpec) {
+        self.core = core
+        self.listener = listener
+        self.parser = RequestHeadParser(
+            maxHeaderSize: core.configuration.maxRequestHeaderSize,
+            maxBodySize: core.configuration.maxRequestBodySize)
+    }
+
+    // MARK: channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        var host = "localhost"
+        var port = "None"
+        if !listener.isUnix, let address = context.channel.remoteAddress {
+            host = address.ipAddress ?? host
+            port = address.port.map(String.init) ?? port
+        }
+        responseChannel = ResponseChannel(
+            handler: self, outbox: core.outbox, highWatermark: core.configuration.outbufHighWatermark,
+            remoteHost: host, remotePort: port)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        core.register(self)
+        if core.isDraining {
+            context.close(promise: nil)
+            return
+        }
+        requestRead()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closing = true
+        responseChannel.markClosed()
+        bodyState = nil
+        cumulation = nil
+        core.unregister(self)
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        readPending = false
+        var incoming = unwrapInboundIn(data)
+        lastActivity = monotonicSeconds()
+        if closing { return }
+        if cumulation == nil {
+            cumulation = incoming
+        } else {
+            cumulation!.writeBuffer(&incoming)
+        }
+        if !inService {
+            process()
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if wantsRead && !readPending && !inService && !closing {
+            readPending = true
+            context.read()
+        }
+        flushIfNeeded()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && !inService && !closing {
+            process()
+            flushIfNeeded()
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // Resets and broken pipes end the connection; nothing else to do here.
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // The client half-closed: serve what is complete, then close.
+            if !inService { context.close(promise: nil) } else { closing = true }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    // MARK: reading and parsing
+
+    private func requestRead() {
+        wantsRead = true
+        if !readPending, let context = context {
+            readPending = true
+            context.read()
+        }
+    }
+
+    /// Parses what is buffered until a request is complete and dispatched, an
+    /// error is answered, or more bytes are needed.
+    private func process() {
+        wantsRead = false
+        while !inService && !closing {
+            guard var buffer = cumulation, buffer.readableBytes > 0 else {
+                cumulation = nil
+                requestRead()
+                return
+            }
+            if var state = bodyState {
+                let consumed: Int
+                do {
+                    consumed = try buffer.withUnsafeReadableBytes { bytes throws(RequestError) in
+                        try state.receiver.receive(bytes, into: state.buffer)
+                    }
+                } catch {
+                    fail(error, version: state.head.version)
+                    return
+                }
+                buffer.moveReaderIndex(forwardBy: consumed)
+                cumulation = buffer.readableBytes > 0 ? buffer : nil
+                if state.receiver.isComplete {
+                    bodyState = nil
+                    dispatch(state.head, body: state.buffer)
+                } else {
+                    bodyState = state
+                    requestRead()
+                    return
+                }
+                continue
+            }
+            let result = buffer.withUnsafeReadableBytes { parser.parse($0) }
+            switch result {
+            case .needMore:
+                if buffer.readerIndex > 0 && buffer.readableBytes < 1024 {
+                    buffer.discardReadBytes()
+                    parser.reset()
+                }
+                cumulation = buffer
+                requestRead()
+                return
+            case .failure(let error, let version):
+                fail(error, version: version)
+                return
+            case .head(let head, let consumed):
+                buffer.moveReaderIndex(forwardBy: consumed)
+                cumulation = buffer.readableBytes > 0 ? buffer : nil
+                if head.isChunked || head.contentLength > 0 {
+                    let receiver: BodyReceiver =
+                        head.isChunked
+                        ? .chunked(
+                            ChunkedReceiver(
+                                maxBodySize: core.configuration.maxRequestBodySize,
+                                maxHeaderSize: core.configuration.maxRequestHeaderSize))
+                        : .fixed(FixedLengthReceiver(length: head.contentLength))
+                    bodyState = BodyState(
+                        head: head, receiver: receiver,
+                        buffer: OverflowableBuffer(overflow: core.configuration.inbufOverflow))
+                    if head.expectContinue && cumulation == nil {
+                        // RFC 9110 §10.1.1: the client waits for this before the body.
+                        writeRaw(core.continueBytes)
+                        flushIfNeeded()
+                    }
+                } else {
+                    dispatch(head, body: nil)
+                }
+            }
+        }
+    }
+
+    private func dispatch(_ head: RequestHead, body: OverflowableBuffer?) {
+        inService = true
+        let length = body?.count ?? 0
+        let contents = body?.take() ?? .memory([])
+        let request = Request(
+            head: head, body: contents, bodyLength: length, connection: responseChannel, listener: listener)
+        core.dispatcher.dispatch(request)
+    }
+
+    /// Answers a malformed or refused request with Waitress's error page, then
+    /// closes: after a framing error the rest of the stream is not trusted.
+    private func fail(_ error: RequestError, version: HTTPVersion) {
+        bodyState = nil
+        cumulation = nil
+        closing = true
+        let bytes = core.errorResponse(error, version: version)
+        guard let context = context else { return }
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: writing (on the event loop, from the Outbox)
+
+    private func writeRaw(_ bytes: [UInt8]) {
+        guard let context = context else { return }
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        needsFlush = true
+    }
+
+    func handle(_ part: ResponseChannel.Part) {
+        guard let context = context, context.channel.isActive else {
+            if case .end = part { inService = false }
+            if case .data(let buffer) = part { responseChannel.drained(buffer.readableBytes) }
+            return
+        }
+        switch part {
+        case .data(let buffer):
+            let count = buffer.readableBytes
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            let channel = responseChannel!
+            promise.futureResult.whenComplete { _ in channel.drained(count) }
+            context.write(wrapOutboundOut(buffer), promise: promise)
+            needsFlush = true
+        case .end(let buffer, let close):
+            inService = false
+            lastActivity = monotonicSeconds()
+            if close || closing || core.isDraining {
+                closing = true
+                needsFlush = false
+                let last = buffer ?? context.channel.allocator.buffer(capacity: 0)
+                context.writeAndFlush(wrapOutboundOut(last)).whenComplete { _ in
+                    context.close(promise: nil)
+                }
+                return
+            }
+            if let buffer = buffer {
+                context.write(wrapOutboundOut(buffer), promise: nil)
+                needsFlush = true
+            }
+            if context.channel.isWritable {
+                process()
+            }
+        }
+    }
+
+    func flushIfNeeded() {
+        if needsFlush, let context = context {
+            needsFlush = false
+            context.flush()
+        }
+    }
+
+    /// Closes the connection if it is idle (no request in service), or in any
+    /// case when `force` is set (a drain that ran out of time).
+    func closeIfIdle(olderThan cutoff: Double?, force: Bool = false) {
+        guard force || !inService, let context = context else { return }
+        if let cutoff = cutoff, lastActivity >= cutoff { return }
+        closing = true
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,211 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import NIOCore
+import NIOPosix
+import WaitressHTTP
+
+/// State shared by all connections of one server; touched on the event loop
+/// only, except for the immutable parts and `isDraining`.
+final class ServerCore: @unchecked Sendable {
+    let configuration: ServerConfiguration
+    let dispatcher: RequestDispatcher
+    let outbox: Outbox
+    let limiter: ConnectionLimiter
+    let continueBytes = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+    private var connections: [ObjectIdentifier: ConnectionHandler] = [:]
+    private var dateCache = HTTPDateCache()
+    private let drainGate = Gate()
+    private var draining = false
+    private var connectionCount = 0
+
+    init(configuration: ServerConfiguration, dispatcher: RequestDispatcher, eventLoop: EventLoop) {
+        self.configuration = configuration
+        self.dispatcher = dispatcher
+        self.outbox = Outbox(eventLoop: eventLoop)
+        self.limiter = ConnectionLimiter(limit: configuration.connectionLimit)
+    }
+
+    var isDraining: Bool { drainGate.withLock { draining } }
+
+    func register(_ handler: ConnectionHandler) {
+        connections[ObjectIdentifier(handler)] = handler
+        drainGate.withLock { connectionCount = connections.count }
+    }
+
+    func unregister(_ handler: ConnectionHandler) {
+        connections[ObjectIdentifier(handler)] = nil
+        drainGate.withLock {
+            connectionCount = connections.count
+            if connectionCount == 0 { drainGate.broadcast() }
+        }
+    }
+
+    /// Closes connections idle for longer than `channel_timeout` (Waitress's
+    /// maintenance sweep, every `cleanup_interval`).
+    func sweep() {
+        let cutoff = monotonicSeconds() - configuration.channelTimeout
+        for handler in Array(connections.values) {
+            handler.closeIfIdle(olderThan: cutoff)
+        }
+    }
+
+    /// Stops new requests: idle connections close now, busy ones after their
+    /// response.
+    func beginDrain() {
+        drainGate.withLock { draining = true }
+        for handler in Array(connections.values) {
+            handler.closeIfIdle(olderThan: nil)
+        }
+    }
+
+    func closeAll() {
+        for handler in Array(connections.values) {
+            handler.closeIfIdle(olderThan: nil, force: true)
+        }
+    }
+
+    /// Blocks the caller (never the event loop) until no connection is open or
+    /// `seconds` pass; returns whether all closed.
+    func waitForConnections(seconds: Double) -> Bool {
+        let deadline = monotonicSeconds() + seconds
+        drainGate.lock()
+        defer { drainGate.unlock() }
+        while connectionCount > 0 {
+            let left = deadline - monotonicSeconds()
+            if left <= 0 { return false }
+            drainGate.wait(seconds: min(left, 0.1))
+        }
+        return true
+    }
+
+    func errorResponse(_ error: RequestError, version: HTTPVersion) -> [UInt8] {
+        let body = ErrorPage.body(reason: error.reason, detail: error.detail, ident: configuration.ident)
+        var headers = ResponseHeaders()
+        headers.append(name: "Content-Type", value: "text/plain; charset=utf-8")
+        var out: [UInt8] = []
+        out.reserveCapacity(256 + body.count)
+        let status = ErrorPage.status(error)
+        let ident = configuration.ident.map { Array($0.utf8) }
+        _ = status.withUnsafeBytes { statusBytes in
+            ResponseHead.write(
+                into: &out,
+                request: .init(version: version, isHead: false, keepAlive: false, keepAliveToken: false),
+                status: statusBytes, headers: headers, contentLength: body.count, forceClose: true,
+                ident: ident, date: dateCache.current())
+        }
+        out.append(contentsOf: body)
+        return out
+    }
+}
+
+/// The network half of the server: one NIO event loop thread serving every
+/// listener, with the request path handed to a RequestDispatcher.
+///
+/// Lifecycle (DESIGN.md §3): `start()` adopts the listening sockets; `stop()`
+/// stops accepting, lets in-service requests finish and flush (bounded by
+/// `drainSeconds`), closes what is left and stops the event loop. Neither
+/// blocks the event loop; both must be called without the GIL held.
+public final class HTTPServer: @unchecked Sendable {
+    public enum State { case initial, running, stopped }
+
+    let configuration: ServerConfiguration
+    let listeners: [ListenerSpec]
+    let group: MultiThreadedEventLoopGroup
+    let core: ServerCore
+    private var serverChannels: [Channel] = []
+    private var sweepTask: RepeatedTask?
+    public private(set) var state = State.initial
+
+    public init(configuration: ServerConfiguration, listeners: [ListenerSpec], dispatcher: RequestDispatcher) {
+        self.configuration = configuration
+        self.listeners = listeners
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.core = ServerCore(configuration: configuration, dispatcher: dispatcher, eventLoop: group.next())
+    }
+
+    public func start() throws {
+        let core = self.core
+        let configuration = self.configuration
+        do {
+            for listener in listeners {
+                // The Python socket object keeps its descriptor; NIO gets its own.
+                let descriptor = dup(listener.descriptor)
+                guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "dup") }
+                var bootstrap = ServerBootstrap(group: group)
+                    .serverChannelOption(ChannelOptions.backlog, value: Int32(clamping: configuration.backlog))
+                    .serverChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            core.limiter.add(listener: channel)
+                            try channel.pipeline.syncOperations.addHandler(AcceptCounter(limiter: core.limiter))
+                        }
+                    }
+                    .childChannelOption(ChannelOptions.autoRead, value: false)
+                    .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+                    .childChannelOption(
+                        ChannelOptions.recvAllocator,
+                        value: AdaptiveRecvByteBufferAllocator(
+                            minimum: 1024, initial: max(1024, configuration.recvBytes),
+                            maximum: max(65536, configuration.recvBytes)))
+                    .childChannelOption(
+                        ChannelOptions.writeBufferWaterMark,
+                        value: .init(
+                            low: max(1, configuration.outbufHighWatermark / 2),
+                            high: max(2, configuration.outbufHighWatermark)))
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(
+                                ConnectionHandler(core: core, listener: listener))
+                        }
+                    }
+                if listener.isUnix {
+                    bootstrap = bootstrap.childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 0)
+                }
+                let channel = try bootstrap.withBoundSocket(descriptor).wait()
+                serverChannels.append(channel)
+            }
+        } catch {
+            for channel in serverChannels { try? channel.close().wait() }
+            try? group.syncShutdownGracefully()
+            state = .stopped
+            throw error
+        }
+        let interval = TimeAmount.nanoseconds(Int64(max(0.05, configuration.cleanupInterval) * 1e9))
+        sweepTask = group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            core.sweep()
+        }
+        state = .running
+    }
+
+    /// Stops accepting; idle connections close now, busy ones after their
+    /// response. Returns at once.
+    public func beginStop() {
+        guard state == .running else { return }
+        state = .stopped
+        let channels = serverChannels
+        let core = self.core
+        try? group.next().submit {
+            for channel in channels { channel.close(promise: nil) }
+            core.beginDrain()
+        }.wait()
+    }
+
+    /// Waits up to `seconds` for every connection to finish; returns whether
+    /// they all did.
+    public func waitForDrain(seconds: Double) -> Bool {
+        core.waitForConnections(seconds: seconds)
+    }
+
+    /// Closes whatever is still open and stops the event loop thread.
+    public func finishStop() {
+        let core = self.core
+        if !core.waitForConnections(seconds: 0) {
+            try? group.next().submit { core.closeAll() }.wait()
+            _ = core.waitForConnections(seconds: 1)
+        }
+        sweepTask?.cancel()
+        try? group.syncShutdownGracefully()
+    }
+}

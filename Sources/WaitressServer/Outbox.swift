@@ -1,0 +1,41 @@
+import NIOCore
+
+/// Carries response parts from worker threads to the event loop in batches:
+/// only the post that finds the outbox empty schedules a task on the loop, and
+/// that task drains everything posted meanwhile, so a busy server pays one
+/// wake-up for many responses (DESIGN.md §3).
+final class Outbox: @unchecked Sendable {
+    private let eventLoop: EventLoop
+    private let gate = Gate()
+    private var parts: [(ConnectionHandler, ResponseChannel.Part)] = []
+    private var spare: [(ConnectionHandler, ResponseChannel.Part)] = []
+
+    init(eventLoop: EventLoop) {
+        self.eventLoop = eventLoop
+        parts.reserveCapacity(64)
+        spare.reserveCapacity(64)
+    }
+
+    func post(_ handler: ConnectionHandler, _ part: ResponseChannel.Part) {
+        gate.lock()
+        parts.append((handler, part))
+        let first = parts.count == 1
+        gate.unlock()
+        if first {
+            eventLoop.execute { self.drain() }
+        }
+    }
+
+    private func drain() {
+        gate.lock()
+        swap(&parts, &spare)
+        gate.unlock()
+        for (handler, part) in spare {
+            handler.handle(part)
+        }
+        for (handler, _) in spare {
+            handler.flushIfNeeded()
+        }
+        spare.removeAll(keepingCapacity: true)
+    }
+}

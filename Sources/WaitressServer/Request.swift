@@ -1,0 +1,25 @@
+import WaitressHTTP
+
+/// A complete request (head and whole body) handed to the worker pool.
+public final class Request: @unchecked Sendable {
+    public let head: RequestHead
+    /// The de-chunked body: bytes in memory, or an unlinked temporary file
+    /// owned by this request.
+    public let body: OverflowableBuffer.Contents
+    public let bodyLength: Int
+    public let connection: ResponseChannel
+    public let listener: ListenerSpec
+
+    init(head: RequestHead, body: OverflowableBuffer.Contents, bodyLength: Int, connection: ResponseChannel, listener: ListenerSpec) {
+        self.head = head
+        self.body = body
+        self.bodyLength = bodyLength
+        self.connection = connection
+        self.listener = listener
+    }
+}
+
+/// Receives complete requests; called on the event loop, must not block.
+public protocol RequestDispatcher: AnyObject, Sendable {
+    func dispatch(_ request: Request)
+}

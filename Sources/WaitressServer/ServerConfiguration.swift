@@ -1,0 +1,36 @@
+import WaitressHTTP
+
+/// The options of Waitress's Adjustments that the network side uses, already
+/// coerced and validated by the Python package.
+public struct ServerConfiguration: Sendable {
+    public var backlog = 1024
+    public var recvBytes = 8192
+    public var sendBytes = 18000
+    public var inbufOverflow = 524_288
+    public var outbufOverflow = 1_048_576
+    public var outbufHighWatermark = 16_777_216
+    public var connectionLimit = 100
+    public var cleanupInterval = 30.0
+    public var channelTimeout = 120.0
+    public var maxRequestHeaderSize = 262_144
+    public var maxRequestBodySize = 1_073_741_824
+    public var ident: String? = "waitress"
+    public var logSocketErrors = true
+
+    public init() {}
+}
+
+/// One listening socket, already bound and listening (Python created it).
+public struct ListenerSpec: Sendable {
+    public var descriptor: Int32
+    public var isUnix: Bool
+    public var serverName: String
+    public var serverPort: String
+
+    public init(descriptor: Int32, isUnix: Bool, serverName: String, serverPort: String) {
+        self.descriptor = descriptor
+        self.isUnix = isUnix
+        self.serverName = serverName
+        self.serverPort = serverPort
+    }
+}

@@ -1,0 +1,234 @@
+"""The ``waitress-serve`` command: serve a WSGI application named on the
+command line, taking the same options as ``waitress.serve``.
+"""
+import getopt
+import logging
+import os
+import pkgutil
+import sys
+from typing import Any, Callable, List, Optional, TextIO
+
+from . import serve
+from .adjustments import Adjustments
+from .utilities import logger
+
+HELP = """\
+Usage:
+
+    {0} [OPTS] MODULE:OBJECT
+
+Standard options:
+
+    --help
+        Print this help and exit.
+
+    --call
+        Treat MODULE:OBJECT as a factory: call it and serve the WSGI
+        application it returns.
+
+    --app=MODULE:OBJECT
+        Name the application with an option instead of an argument.
+
+    --host=ADDR
+        Host name or IP address to listen on. The default, '0.0.0.0',
+        means every IPv4 address of this machine.
+
+        Note: Cannot be combined with --listen
+
+    --port=PORT
+        TCP port to listen on, default '8080'
+
+        Note: Cannot be combined with --listen
+
+    --listen=ip:port
+        An address and port to listen on.
+
+        Example:
+
+            --listen=127.0.0.1:8080
+            --listen=[::1]:8080
+            --listen=*:8080
+
+        Repeat the option to listen on several sockets. The host '*'
+        stands for every local address of the enabled IP versions
+        (see --ipv4 and --ipv6).
+
+    --[no-]ipv4
+        Enable or disable IPv4.
+
+        Example:
+
+            --no-ipv4
+
+        Without IPv4, names and wildcards in --listen resolve to IPv6
+        addresses only.
+
+    --[no-]ipv6
+        Enable or disable IPv6.
+
+        Example:
+
+            --no-ipv6
+
+        Without IPv6, names and wildcards in --listen resolve to IPv4
+        addresses only.
+
+    --unix-socket=PATH
+        Listen on a Unix domain socket at PATH instead of on TCP.
+
+        Not available on Windows.
+
+    --unix-socket-perms=PERMS
+        Permissions of the Unix domain socket, in octal; default
+        '600'.
+
+    --url-scheme=STR
+        The wsgi.url_scheme the application sees, default 'http'.
+
+    --url-prefix=STR
+        The WSGI ``SCRIPT_NAME`` of every request. When this is not
+        empty, ``SCRIPT_NAME`` is this value without trailing slashes, and
+        the prefix is removed from the front of any ``PATH_INFO`` that
+        starts with it. Default is the empty string.
+
+    --ident=STR
+        The value of the 'Server' response header. Default is
+        'waitress'.
+
+Tuning options:
+
+    --threads=INT
+        Worker threads that run the application, default 4.
+
+    --backlog=INT
+        Length of the queue of connections not yet accepted, passed to
+        listen(). Default is 1024.
+
+    --recv-bytes=INT
+        Bytes to read from a socket at a time. Default is 8192.
+
+    --send-bytes=INT
+        Deprecated and ignored; accepted so old configurations still
+        work. Default is 1.
+
+    --outbuf-overflow=INT
+        Response data waiting to be sent is moved to a temporary file
+        when it grows past this many bytes. Default is 1048576 (1MB).
+
+    --outbuf-high-watermark=INT
+        The application's response iterator is paused while more than
+        this many bytes wait to be sent, and resumed once the socket has
+        taken enough of them. Default is 16777216 (16MB).
+
+    --inbuf-overflow=INT
+        A request body is moved to a temporary file when it grows past
+        this many bytes. Default is 524288 (512KB).
+
+    --connection-limit=INT
+        Stop accepting new connections while this many are open.
+        Default is 100.
+
+    --cleanup-interval=INT
+        Least number of seconds between two sweeps for idle
+        connections. Default is 30. See '--channel-timeout'.
+
+    --channel-timeout=INT
+        Seconds after which an idle connection is closed. Default is
+        120. A connection is idle while no data arrives from the client
+        and none is sent to it.
+
+    --[no-]log-socket-errors
+        Whether to log the errors caused by clients that disconnect
+        early. On by default.
+
+    --max-request-header-size=INT
+        Largest total size of a request's headers, in bytes. Default is
+        262144 (256KB).
+
+    --max-request-body-size=INT
+        Largest size of a request body, in bytes. Default is 1073741824
+        (1GB).
+
+    --[no-]expose-tracebacks
+        Whether to send the traceback of an unhandled application
+        exception to the client. Off by default.
+
+    --asyncore-loop-timeout=INT
+        Accepted for compatibility with Waitress, whose event loop used
+        it as its poll timeout in seconds. Default is 1.
+
+    --asyncore-use-poll
+        Accepted for compatibility with Waitress, whose event loop used
+        it to choose poll() over select(). Default is False.
+
+    --channel-request-lookahead=INT
+        How many further requests a connection may read and queue while
+        one of its requests is running, so that a client that hangs up
+        is noticed. Default is 0.
+
+"""
+
+
+def show_help(stream: TextIO, name: str, error: Optional[str] = None) -> None:
+    if error is not None:
+        print(f"Error: {error}\n", file=stream)
+    print(HELP.format(name), file=stream)
+
+
+def show_exception(stream: TextIO) -> None:
+    """Describe the exception being handled, raised while importing the app."""
+    exc_value = sys.exc_info()[1]
+    print(
+        f"There was an exception ({type(exc_value).__name__}) importing your module.\n",
+        file=stream,
+    )
+    args = getattr(exc_value, "args", None)
+    if not args:
+        print("It had no arguments.", file=stream)
+        return
+    print("It had these arguments: ", file=stream)
+    for number, arg in enumerate(args, 1):
+        print(f"{number}. {arg}\n", file=stream)
+
+
+def run(argv: List[str] = sys.argv, _serve: Callable[..., Any] = serve) -> int:
+    """Run the command line ``argv``; return the exit status."""
+    name = os.path.basename(argv[0])
+
+    try:
+        kw, args = Adjustments.parse_args(argv[1:])
+    except getopt.GetoptError as exc:
+        show_help(sys.stderr, name, str(exc))
+        return 1
+
+    if kw.pop("help"):
+        show_help(sys.stdout, name)
+        return 0
+
+    call = kw.pop("call")
+    if "app" in kw:
+        args.append(kw.pop("app"))
+    if len(args) != 1:
+        show_help(sys.stderr, name, "Specify one application only")
+        return 1
+
+    # Without a level the waitress logger inherits WARNING from the root
+    # logger and "Serving on ..." would never show.  A level the program set
+    # is kept.
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+
+    # Let "waitress-serve myapp:app" find myapp in the current directory.
+    sys.path.append(os.getcwd())
+
+    try:
+        app = pkgutil.resolve_name(args[0])
+    except (ValueError, ImportError, AttributeError) as exc:
+        show_help(sys.stderr, name, str(exc))
+        show_exception(sys.stderr)
+        return 1
+    if call:
+        app = app()
+
+    _serve(app, **kw)
+    return 0

@@ -1,0 +1,1 @@
+"""WSGI applications served by the functional tests, plus the launcher that serves them."""
