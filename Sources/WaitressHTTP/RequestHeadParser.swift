@@ -211,11 +211,10 @@ public struct RequestHeadParser: Sendable {
                         guard let parsed = parseContentLength(UnsafeRawBufferPointer(rebasing: bytes[value])) else {
                             return fail("Content-Length is invalid", version)
                         }
-                        if let previous = contentLength {
-                            if previous != parsed {
-                                return fail("Content-Length is invalid", version)
-                            }
-                            continue  // an identical repeat carries no new meaning
+                        if contentLength != nil {
+                            // Waitress joins repeats into "5, 5", which is not
+                            // 1*DIGIT: any repeat is rejected, equal or not.
+                            return fail("Content-Length is invalid", version)
                         }
                         contentLength = parsed
                     } else if equalsUpper(nameBytes, "TRANSFER_ENCODING") {
