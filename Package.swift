@@ -41,7 +41,13 @@ func pythonIncludeDirectory() -> String {
 }
 
 let pythonInclude = pythonIncludeDirectory()
-let shimSwiftFlags: [SwiftSetting] = [
+// Exclusivity checks cost ~4k instructions per request on the hot path
+// (measured with callgrind); the core is single-owner by design, so release
+// builds run without them.
+let fastSwiftFlags: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
+]
+let shimSwiftFlags: [SwiftSetting] = fastSwiftFlags + [
     .unsafeFlags(["-Xcc", "-I\(pythonInclude)", "-Xcc", "-D_GNU_SOURCE"])
 ]
 
@@ -62,7 +68,7 @@ let package = Package(
                 .unsafeFlags(["-I\(pythonInclude)"]),
             ]
         ),
-        .target(name: "WaitressHTTP"),
+        .target(name: "WaitressHTTP", swiftSettings: fastSwiftFlags),
         .target(
             name: "WaitressServer",
             dependencies: [
@@ -70,7 +76,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Atomics", package: "swift-atomics"),
-            ]
+            ],
+            swiftSettings: fastSwiftFlags
         ),
         .target(
             name: "WaitressPython",

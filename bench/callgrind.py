@@ -30,12 +30,12 @@ import benchlib as bl  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--servers", "-s", default=os.environ.get("BENCH_SERVERS", "waitress,ours"),
-                   help="comma-separated from: " + ", ".join(bl.CONTENDERS) + " (default waitress,ours)")
+    p.add_argument("--servers", "-s", default=os.environ.get("CG_SERVERS", "waitress,ours"),
+                   help="comma-separated from: waitress, ours (env CG_SERVERS, default waitress,ours)")
     p.add_argument("--baseline", type=int, default=int(os.environ.get("CG_BASELINE", 2000)),
                    help="N1: requests in the baseline run (env CG_BASELINE, default 2000)")
-    p.add_argument("--requests", "-n", type=int, default=int(os.environ.get("CG_REQUESTS", 12000)),
-                   help="N2: requests in the main run (env CG_REQUESTS, default 12000)")
+    p.add_argument("--requests", "-n", type=int, default=int(os.environ.get("CG_REQUESTS", 22000)),
+                   help="N2: requests in the main run (env CG_REQUESTS, default 22000)")
     p.add_argument("--connections", "-c", type=int, default=16, help="keep-alive connections (default 16)")
     p.add_argument("--threads", type=int, default=4, help="--threads for Waitress and ours (default 4)")
     p.add_argument("--no-install", action="store_true", default=bool(os.environ.get("BENCH_NO_INSTALL")),
@@ -50,6 +50,12 @@ def parse_args(argv=None):
     bad = [s for s in a.server_list if s not in bl.CONTENDERS]
     if bad:
         p.error(f"unknown server(s) {bad}")
+    gran = [s for s in a.server_list if bl.CONTENDERS[s].kind == "granian"]
+    if gran:
+        # Tried: under valgrind (--trace-children=yes) Granian's worker process is not
+        # profiled and the main process hangs on SIGTERM. Not supported.
+        p.error(f"{gran}: Granian cannot be profiled by this script (multi-process; hangs "
+                "on shutdown under valgrind); use waitress and/or ours")
     if not 0 < a.baseline < a.requests:
         p.error("need 0 < --baseline < --requests")
     return a
@@ -87,8 +93,6 @@ def one_run(c: bl.Contender, n: int, a, logdir: Path) -> dict:
     port = bl.free_port()
     out_dir = Path(tempfile.mkdtemp(prefix=f"cg-{c.name}-{n}-", dir=logdir))
     vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/callgrind.out.%p"]
-    if c.kind == "granian":
-        vg.append("--trace-children=yes")  # its worker is a separate process
     srv = bl.Server(cmd=["taskset", "-c", "0"] + vg + c.command(port, a.threads),
                     log_path=logdir / f"callgrind-{c.name}-{n}.log", port=port)
     srv.start()
@@ -100,7 +104,7 @@ def one_run(c: bl.Contender, n: int, a, logdir: Path) -> dict:
     finally:
         # SIGTERM: the guest dies by the signal's default action (or exits via its handler),
         # and callgrind writes its profile on the way out. Bounded; SIGKILL after.
-        code = srv.stop(grace=300.0)
+        code = srv.stop(grace=120.0)
     ir, files = callgrind_totals(out_dir)
     if not files:
         raise RuntimeError(f"no callgrind output (server exit {code}); log tail:\n{bl.tail(srv.log_path)}")

@@ -94,6 +94,8 @@ def measure(c: bl.Contender, conns: int, rnd: int, a, logdir: Path) -> dict:
         rec["server_cpu_s"] = round(cpu1 - cpu0, 3)
         if rec.get("requests"):
             rec["cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / rec["requests"]
+        if rec.get("elapsed_s"):
+            rec["server_cpu_util"] = (cpu1 - cpu0) / rec["elapsed_s"]
     finally:
         rec["exit_code"] = srv.stop()
     return rec
@@ -134,6 +136,7 @@ def summarise(records, conn_list, server_list):
                 "p50_us": median_or_none([r.get("p50_us") for r in ok]),
                 "p99_us": median_or_none([r.get("p99_us") for r in ok]),
                 "cpu_us_per_req": median_or_none([r.get("cpu_us_per_req") for r in ok]),
+                "server_cpu_util": median_or_none([r.get("server_cpu_util") for r in ok]),
                 "rps_rounds": [r["rps"] for r in ok],
                 "errors": sum(r.get("error_total", 0) for r in ok),
                 "failures": [r["error"] for r in rs if "error" in r],
@@ -153,7 +156,9 @@ def render(meta, summary, conn_list, server_list, skipped) -> str:
     out.append(f"- machine: {meta['machine']['cpu_model']}, {meta['machine']['nproc']} CPUs, "
                f"load avg at start {' '.join(meta['machine']['loadavg'])}; python {meta['python']}; "
                f"{meta['wrk']}; repo {meta['git_rev']}")
-    out.append("- CPU µs/req: server process CPU time (user+sys, all threads/processes) / requests")
+    out.append("- CPU µs/req: server CPU time (user+sys, all its threads and processes) / requests; "
+               "server CPU: that time / run time, in cores (well under 1.0 at saturation means CPU 0 "
+               "was shared with something else: distrust that run)")
     out.append("")
     for name, why in skipped.items():
         out.append(f"**{bl.CONTENDERS[name].label} skipped:** {why.splitlines()[0]}")
@@ -162,26 +167,28 @@ def render(meta, summary, conn_list, server_list, skipped) -> str:
     for conns in conn_list:
         out.append(f"## {conns} connection{'s' if conns != 1 else ''}")
         out.append("")
-        out.append("| server | req/s | p50 | p99 | CPU µs/req | × Waitress | × Granian | req/s per round | errors |")
-        out.append("|---|---:|---:|---:|---:|---:|---:|---|---:|")
+        out.append("| server | req/s | p50 | p99 | CPU µs/req | server CPU | × Waitress | × Granian "
+                   "| req/s per round | errors |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
         ref_w = summary.get((conns, "waitress"), {}).get("rps")
         ref_g = summary.get((conns, gran_ref_name), {}).get("rps") if gran_ref_name else None
         for name in server_list:
             label = bl.CONTENDERS[name].label
             if name in skipped:
-                out.append(f"| {label} | skipped | | | | | | | |")
+                out.append(f"| {label} | skipped | | | | | | | | |")
                 continue
             s = summary[(conns, name)]
             if s["rps"] is None:
                 why = (s["failures"] or ["no data"])[0].splitlines()[0][:120].replace("|", "/")
-                out.append(f"| {label} | failed: {why} | | | | | | | |")
+                out.append(f"| {label} | failed: {why} | | | | | | | | |")
                 continue
             per_round = ", ".join(fmt_k(x) for x in s["rps_rounds"])
             if s["rounds_failed"]:
                 per_round += f" ({s['rounds_failed']} failed)"
             cpu = "-" if s["cpu_us_per_req"] is None else f"{s['cpu_us_per_req']:.1f}"
+            util = "-" if s["server_cpu_util"] is None else f"{s['server_cpu_util']:.2f}"
             out.append(f"| {label} | {fmt_rps(s['rps'])} | {fmt_lat(s['p50_us'])} | {fmt_lat(s['p99_us'])} | "
-                       f"{cpu} | {fmt_ratio(s['rps'], ref_w)} | {fmt_ratio(s['rps'], ref_g)} | "
+                       f"{cpu} | {util} | {fmt_ratio(s['rps'], ref_w)} | {fmt_ratio(s['rps'], ref_g)} | "
                        f"{per_round} | {s['errors']} |")
         out.append("")
     if gran_ref_name:

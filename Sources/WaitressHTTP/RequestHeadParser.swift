@@ -207,7 +207,7 @@ public struct RequestHeadParser: Sendable {
                     }
                     let value = valueStart..<valueEnd
                     let nameBytes = UnsafeRawBufferPointer(rebasing: bytes[name])
-                    if equalsUpper(nameBytes, "CONTENT_LENGTH") {
+                    if bytesEqual(nameBytes, "CONTENT_LENGTH") {
                         guard let parsed = parseContentLength(UnsafeRawBufferPointer(rebasing: bytes[value])) else {
                             return fail("Content-Length is invalid", version)
                         }
@@ -217,15 +217,15 @@ public struct RequestHeadParser: Sendable {
                             return fail("Content-Length is invalid", version)
                         }
                         contentLength = parsed
-                    } else if equalsUpper(nameBytes, "TRANSFER_ENCODING") {
+                    } else if bytesEqual(nameBytes, "TRANSFER_ENCODING") {
                         if transferEncoding != nil {
                             return fail("Transfer-Encoding is invalid", version)
                         }
                         transferEncoding = value
                         continue
-                    } else if equalsUpper(nameBytes, "EXPECT") {
+                    } else if bytesEqual(nameBytes, "EXPECT") {
                         expect = value
-                    } else if equalsUpper(nameBytes, "CONNECTION") {
+                    } else if bytesEqual(nameBytes, "CONNECTION") {
                         connection.append(value)
                     }
                     // Repeated names are joined with ", " (Waitress, RFC 9110 §5.3).
@@ -314,7 +314,7 @@ extension RequestHead {
 }
 
 @inline(__always)
-func equalsUpper(_ bytes: UnsafeRawBufferPointer, _ upper: StaticString) -> Bool {
+func bytesEqual(_ bytes: UnsafeRawBufferPointer, _ upper: StaticString) -> Bool {
     guard bytes.count == upper.utf8CodeUnitCount else { return false }
     return memcmp(bytes.baseAddress!, upper.utf8Start, bytes.count) == 0
 }

@@ -83,6 +83,10 @@ public struct ResponseHead {
     /// Writes the head to `out` and returns the framing decision.
     /// `contentLength` is the length the body will have when known (from the
     /// app's Content-Length header or computed), nil otherwise.
+    ///
+    /// This runs once per response: fields are referenced in place (no copies,
+    /// no heap allocation beyond `out`), names are canonicalised as they are
+    /// compared and written.
     public static func write(
         into out: inout [UInt8],
         request: Request,
@@ -94,124 +98,171 @@ public struct ResponseHead {
         date: [UInt8]
     ) -> ResponseHead {
         let hasBody = statusHasBody(status)
-        // Canonical names ("content-type" -> "Content-Type"), into a scratch copy.
-        var names = headers.storage
-        var sawLength = false
-        var sawDate = false
-        var sawServer = false
-        var lines: [(name: Range<Int>, value: Range<Int>)] = []
-        lines.reserveCapacity(headers.entries.count + 5)
-        for entry in headers.entries {
-            var atStart = true
-            for i in entry.name {
-                let b = names[i]
-                names[i] = atStart ? asciiUpper(b) : asciiLower(b)
-                atStart = b == UInt8(ascii: "-")
-            }
-            let name = names[entry.name]
-            if name.elementsEqual("Content-Length".utf8) {
-                if !hasBody { continue }
-                sawLength = true
-            } else if name.elementsEqual("Date".utf8) {
-                sawDate = true
-            } else if name.elementsEqual("Server".utf8) {
-                sawServer = true
-            }
-            lines.append(entry)
-        }
-        var extra = ResponseHeaders()
-        var hasLength = sawLength
-        if !sawLength, hasBody, let length = contentLength {
-            extra.append(name: "Content-Length", value: String(length))
-            hasLength = true
-        }
-        var close = forceClose || !request.keepAlive
-        var framing: BodyFraming
-        switch request.version {
-        case .http10:
-            if request.keepAliveToken && hasLength && !close {
-                extra.append(name: "Connection", value: "Keep-Alive")
-            } else {
-                close = true
-            }
-            framing = hasLength ? .contentLength(contentLength ?? 0) : .untilClose
-        case .http11:
-            if hasLength {
-                framing = .contentLength(contentLength ?? 0)
-            } else if hasBody {
-                extra.append(name: "Transfer-Encoding", value: "chunked")
-                framing = .chunked
-            } else {
-                framing = .none
-            }
-        }
-        if close {
-            extra.append(name: "Connection", value: "close")
-        }
-        if !hasBody || request.isHead {
-            framing = .none
-        }
-        if !sawServer {
-            if let ident = ident, !ident.isEmpty {
-                ident.withUnsafeBytes { extra.append(name: UnsafeRawBufferPointer(start: "Server", count: 6), value: $0) }
-            }
-        } else {
-            let via = (ident?.isEmpty == false) ? ident! : Array("waitress".utf8)
-            via.withUnsafeBytes { extra.append(name: UnsafeRawBufferPointer(start: "Via", count: 3), value: $0) }
-        }
-        if !sawDate {
-            date.withUnsafeBytes { extra.append(name: UnsafeRawBufferPointer(start: "Date", count: 4), value: $0) }
-        }
-
-        // Merge app and server headers, sorted by name; stable, as Python's sort.
-        var all: [(fromApp: Bool, name: Range<Int>, value: Range<Int>)] = []
-        all.reserveCapacity(lines.count + extra.entries.count)
-        for line in lines { all.append((true, line.name, line.value)) }
-        for line in extra.entries { all.append((false, line.name, line.value)) }
-        let sorted = names.withUnsafeBytes { appBytes in
-            extra.storage.withUnsafeBytes { extraBytes in
-                stableSorted(all) { a, b in
-                    let an = UnsafeRawBufferPointer(rebasing: (a.fromApp ? appBytes : extraBytes)[a.name])
-                    let bn = UnsafeRawBufferPointer(rebasing: (b.fromApp ? appBytes : extraBytes)[b.name])
-                    return an.lexicographicallyPrecedes(bn)
+        var lengthDigits: [UInt8] = []
+        return headers.storage.withUnsafeBytes { appBytes in
+            date.withUnsafeBytes { dateBytes in
+                (ident ?? []).withUnsafeBytes { identBytes in
+                    withUnsafeTemporaryAllocation(of: OutputField.self, capacity: headers.entries.count + 6) { fields in
+                        var count = 0
+                        var sawLength = false
+                        var sawDate = false
+                        var sawServer = false
+                        for entry in headers.entries {
+                            let name = UnsafeRawBufferPointer(rebasing: appBytes[entry.name])
+                            switch SpecialResponseField(caseInsensitive: name) {
+                            case .contentLength:
+                                if !hasBody { continue }
+                                sawLength = true
+                            case .date: sawDate = true
+                            case .server: sawServer = true
+                            case .other: break
+                            }
+                            fields[count] = OutputField(
+                                name: name, value: UnsafeRawBufferPointer(rebasing: appBytes[entry.value]), canonicalise: true)
+                            count += 1
+                        }
+                        func add(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
+                            fields[count] = OutputField(
+                                name: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount),
+                                value: value, canonicalise: false)
+                            count += 1
+                        }
+                        func add(_ name: StaticString, _ value: StaticString) {
+                            add(name, UnsafeRawBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount))
+                        }
+                        var hasLength = sawLength
+                        if !sawLength, hasBody, let length = contentLength {
+                            lengthDigits = Array(String(length).utf8)
+                            hasLength = true
+                        }
+                        var close = forceClose || !request.keepAlive
+                        var framing: BodyFraming
+                        var keepAliveHeader = false
+                        switch request.version {
+                        case .http10:
+                            if request.keepAliveToken && hasLength && !close {
+                                keepAliveHeader = true
+                            } else {
+                                close = true
+                            }
+                            framing = hasLength ? .contentLength(contentLength ?? 0) : .untilClose
+                        case .http11:
+                            if hasLength {
+                                framing = .contentLength(contentLength ?? 0)
+                            } else if hasBody {
+                                add("Transfer-Encoding", "chunked")
+                                framing = .chunked
+                            } else {
+                                framing = .none
+                            }
+                        }
+                        if close {
+                            add("Connection", "close")
+                        } else if keepAliveHeader {
+                            add("Connection", "Keep-Alive")
+                        }
+                        if !hasBody || request.isHead {
+                            framing = .none
+                        }
+                        if !sawServer {
+                            if !identBytes.isEmpty { add("Server", identBytes) }
+                        } else if !identBytes.isEmpty {
+                            add("Via", identBytes)
+                        } else {
+                            add("Via", "waitress")
+                        }
+                        if !sawDate {
+                            add("Date", dateBytes)
+                        }
+                        lengthDigits.withUnsafeBytes { digits in
+                            if !digits.isEmpty { add("Content-Length", digits) }
+                            // Stable insertion sort by canonical name, as Python's sorted().
+                            if count > 1 {
+                                for i in 1..<count {
+                                    let item = fields[i]
+                                    var j = i
+                                    while j > 0 && item.sortsBefore(fields[j - 1]) {
+                                        fields[j] = fields[j - 1]
+                                        j -= 1
+                                    }
+                                    fields[j] = item
+                                }
+                            }
+                            var size = 16 + status.count
+                            for i in 0..<count { size += fields[i].name.count + fields[i].value.count + 4 }
+                            out.reserveCapacity(out.count + size)
+                            out.append(contentsOf: "HTTP/".utf8)
+                            out.append(contentsOf: request.version == .http10 ? "1.0 ".utf8 : "1.1 ".utf8)
+                            out.append(contentsOf: status)
+                            for i in 0..<count {
+                                let field = fields[i]
+                                out.append(13)
+                                out.append(10)
+                                if field.canonicalise {
+                                    var atStart = true
+                                    for b in field.name {
+                                        out.append(atStart ? asciiUpper(b) : asciiLower(b))
+                                        atStart = b == UInt8(ascii: "-")
+                                    }
+                                } else {
+                                    out.append(contentsOf: field.name)
+                                }
+                                out.append(UInt8(ascii: ":"))
+                                out.append(UInt8(ascii: " "))
+                                out.append(contentsOf: field.value)
+                            }
+                            out.append(contentsOf: "\r\n\r\n".utf8)
+                        }
+                        return ResponseHead(framing: framing, closeAfter: close || framing == .untilClose)
+                    }
                 }
             }
         }
-        out.append(contentsOf: "HTTP/".utf8)
-        out.append(contentsOf: request.version == .http10 ? "1.0 ".utf8 : "1.1 ".utf8)
-        out.append(contentsOf: status)
-        for line in sorted {
-            out.append(13)
-            out.append(10)
-            if line.fromApp {
-                out.append(contentsOf: names[line.name])
-                out.append(contentsOf: ": ".utf8)
-                out.append(contentsOf: names[line.value])
-            } else {
-                out.append(contentsOf: extra.storage[line.name])
-                out.append(contentsOf: ": ".utf8)
-                out.append(contentsOf: extra.storage[line.value])
-            }
-        }
-        out.append(contentsOf: "\r\n\r\n".utf8)
-        return ResponseHead(framing: framing, closeAfter: close || framing == .untilClose)
     }
 }
 
-/// Insertion sort: stable and fastest for the handful of fields a response has.
-func stableSorted<T>(_ items: [T], by less: (T, T) -> Bool) -> [T] {
-    var result = items
-    if result.count < 2 { return result }
-    for i in 1..<result.count {
-        let item = result[i]
-        var j = i
-        while j > 0 && less(item, result[j - 1]) {
-            result[j] = result[j - 1]
-            j -= 1
-        }
-        result[j] = item
+/// A field of the response head, referenced in place while the head is written.
+struct OutputField {
+    var name: UnsafeRawBufferPointer
+    var value: UnsafeRawBufferPointer
+    /// App-provided names are written capitalised per dash-separated part
+    /// (Waitress: "-".join(part.capitalize() ...)); server names already are.
+    var canonicalise: Bool
+
+    @inline(__always)
+    func canonicalByte(_ i: Int) -> UInt8 {
+        let b = name[i]
+        guard canonicalise else { return b }
+        return (i == 0 || name[i - 1] == UInt8(ascii: "-")) ? asciiUpper(b) : asciiLower(b)
     }
-    return result
+
+    func sortsBefore(_ other: OutputField) -> Bool {
+        let n = min(name.count, other.name.count)
+        for i in 0..<n {
+            let a = canonicalByte(i)
+            let b = other.canonicalByte(i)
+            if a != b { return a < b }
+        }
+        return name.count < other.name.count
+    }
+}
+
+/// The response fields the framing logic looks at, by canonical name.
+enum SpecialResponseField {
+    case contentLength, date, server, other
+
+    @inline(__always)
+    init(caseInsensitive name: UnsafeRawBufferPointer) {
+        if equalsLowercased(name, "content-length") {
+            self = .contentLength
+        } else if equalsLowercased(name, "date") {
+            self = .date
+        } else if equalsLowercased(name, "server") {
+            self = .server
+        } else {
+            self = .other
+        }
+    }
 }
 
 /// Chunk framing for a chunked response body (RFC 9112 §7.1): the size in

@@ -28,6 +28,8 @@ final class EnvironKeys {
     let wsgiInputTerminated = pyInterned("wsgi.input_terminated")
     let clientDisconnected = pyInterned("waitress.client_disconnected")
 
+    let closeName = pyInterned("close")
+    let lenName = pyInterned("__len__")
     let http10 = pyInterned("HTTP/1.0")
     let http11 = pyInterned("HTTP/1.1")
     let emptyString = pyInterned("")

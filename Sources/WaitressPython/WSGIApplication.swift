@@ -20,12 +20,9 @@ final class WSGIApplication {
     let openFile: PyPtr
     let formatExceptionFunction: PyPtr
     let fileWrapperType: PyPtr?
-    var fileWrapperTypeObject: UnsafeMutablePointer<PyTypeObject> {
-        UnsafeMutableRawPointer(fileWrapperType!).assumingMemoryBound(to: PyTypeObject.self)
-    }
     let clientDisconnectedError: PyPtr
     /// Environ entries that are the same for every request on a listener.
-    private var templates: [Int32: PyPtr] = [:]
+    private var templates: [(descriptor: Int32, environ: PyPtr)] = []
     private var dateCache = HTTPDateCache()
 
     struct Options {
@@ -59,12 +56,12 @@ final class WSGIApplication {
         self.exposeTracebacks = options.exposeTracebacks
         for listener in listeners {
             guard let template = makeTemplate(listener, options) else { return nil }
-            templates[listener.descriptor] = template
+            templates.append((listener.descriptor, template))
         }
     }
 
     deinit {
-        for template in templates.values { wp_decref(template) }
+        for template in templates { wp_decref(template.environ) }
         for object in [application, logger, queueLogger, bytesIO, openFile, formatExceptionFunction, clientDisconnectedError] {
             wp_decref(object)
         }
@@ -105,7 +102,10 @@ final class WSGIApplication {
 
     /// PEP 3333's environ plus Waitress's extras; nil with a Python error set.
     func buildEnviron(for request: Request) -> PyPtr? {
-        guard let template = templates[request.listener.descriptor], let environ = PyDict_Copy(template) else {
+        let descriptor = request.listener.descriptor
+        guard let template = templates.first(where: { $0.descriptor == descriptor }),
+            let environ = PyDict_Copy(template.environ)
+        else {
             return nil
         }
         let head = request.head

@@ -3,11 +3,32 @@ import NIOCore
 import WaitressHTTP
 import WaitressServer
 
-/// Hop-by-hop fields an application may not set (PEP 3333; Waitress's list).
-private let hopByHop: [String] = [
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-    "transfer-encoding", "upgrade",
-]
+/// What start_response must check about a header field name.
+private enum FieldCheck {
+    case contentLength, forbidden, crlfInName, crlfInValue, other
+
+    /// Hop-by-hop fields an application may not set (PEP 3333; Waitress's list).
+    static let hopByHopNames: [[UInt8]] = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+        "transfer-encoding", "upgrade",
+    ].map { Array($0.utf8) }
+    static let contentLengthName = Array("content-length".utf8)
+
+    init(name: UnsafeRawBufferPointer) {
+        func matches(_ lower: [UInt8]) -> Bool {
+            guard lower.count == name.count else { return false }
+            for i in 0..<lower.count where asciiLowerByte(name[i]) != lower[i] { return false }
+            return true
+        }
+        if matches(Self.contentLengthName) {
+            self = .contentLength
+        } else if Self.hopByHopNames.contains(where: matches) {
+            self = .forbidden
+        } else {
+            self = .other
+        }
+    }
+}
 
 private let allocator = ByteBufferAllocator()
 
@@ -64,7 +85,9 @@ final class WSGITask {
         }
         // close() is called on every app_iter that has it (PEP 3333), also after
         // errors and disconnects.
-        if PyObject_HasAttrString(result, "close") == 1 {
+        if wp_is_exact_list(result) == 0 && wp_is_exact_tuple(result) == 0,
+            PyObject_HasAttr(result, app.keys.closeName) == 1
+        {
             if let closed = callMethod(result, "close") {
                 wp_decref(closed)
             } else if failure == nil {
@@ -90,7 +113,7 @@ final class WSGITask {
 
     /// Iterates the app_iter, writing what it yields; false with a Python error set.
     private func drive(_ result: PyPtr) -> Bool {
-        if app.fileWrapperType != nil, PyObject_TypeCheck(result, app.fileWrapperTypeObject) != 0 {
+        if let wrapperType = app.fileWrapperType, wp_type_check(result, wrapperType) != 0 {
             return driveFileWrapper(result)
         }
         // A list or tuple is all there: coalesce it into one write.
@@ -117,7 +140,7 @@ final class WSGITask {
                 first = false
                 // start_response may come with the first item (PEP 3333), so
                 // the one-item length rule is checked here.
-                if contentLength == nil, PyObject_HasAttrString(result, "__len__") == 1, PyObject_Size(result) == 1 {
+                if contentLength == nil, PyObject_HasAttr(result, app.keys.lenName) == 1, PyObject_Size(result) == 1 {
                     guard wp_is_bytes(chunk) != 0 else { return bodyTypeError(chunk) }
                     contentLength = wp_bytes_size(chunk)
                 }
@@ -290,34 +313,70 @@ final class WSGITask {
             raise(PyExc_AssertionError, "Header value \(v) is not a string in \(describe())")
             return false
         }
-        guard let valueBytes = withLatin1Bytes(value, { Array($0) }),
-            let nameBytes = withLatin1Bytes(name, { Array($0) })
-        else { return false }
-        if valueBytes.contains(10) || valueBytes.contains(13) {
+        // Copy both as latin-1 straight into the header storage, then check.
+        let nameStart = headers.storage.count
+        guard withLatin1Bytes(name, { headers.storage.append(contentsOf: $0) }) != nil else { return false }
+        let valueStart = headers.storage.count
+        guard withLatin1Bytes(value, { headers.storage.append(contentsOf: $0) }) != nil else {
+            headers.storage.removeSubrange(nameStart...)
+            return false
+        }
+        let nameRange = nameStart..<valueStart
+        let valueRange = valueStart..<headers.storage.count
+        let problem: FieldCheck = headers.storage.withUnsafeBytes { bytes in
+            let n = UnsafeRawBufferPointer(rebasing: bytes[nameRange])
+            let v = UnsafeRawBufferPointer(rebasing: bytes[valueRange])
+            if v.contains(10) || v.contains(13) { return .crlfInValue }
+            if n.contains(10) || n.contains(13) { return .crlfInName }
+            return FieldCheck(name: n)
+        }
+        switch problem {
+        case .crlfInValue:
+            headers.storage.removeSubrange(nameStart...)
             raise(PyExc_ValueError, "carriage return/line feed character present in header value")
             return false
-        }
-        if nameBytes.contains(10) || nameBytes.contains(13) {
+        case .crlfInName:
+            headers.storage.removeSubrange(nameStart...)
             raise(PyExc_ValueError, "carriage return/line feed character present in header name")
             return false
-        }
-        let lower = String(decoding: nameBytes.map(asciiLowerByte), as: UTF8.self)
-        if lower == "content-length" {
-            guard let number = PyLong_FromUnicodeObject(value, 10) else { return false }
-            defer { wp_decref(number) }
-            let length = PyLong_AsLong(number)
-            if PyErr_Occurred() != nil { return false }
-            contentLength = length
-        } else if hopByHop.contains(lower) {
+        case .forbidden:
+            headers.storage.removeSubrange(nameStart...)
             let n = swiftString(name) ?? "?"
             raise(
                 PyExc_AssertionError,
                 "\(n) is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)")
             return false
+        case .contentLength:
+            // int(v) as Waitress does; plain digits without a Python call.
+            let digits = headers.storage.withUnsafeBytes { bytes -> Int? in
+                let v = UnsafeRawBufferPointer(rebasing: bytes[valueRange])
+                guard !v.isEmpty, v.count <= 18 else { return nil }
+                var total = 0
+                for b in v {
+                    guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else { return nil }
+                    total = total * 10 + Int(b - UInt8(ascii: "0"))
+                }
+                return total
+            }
+            if let digits = digits {
+                contentLength = digits
+            } else {
+                guard let number = PyLong_FromUnicodeObject(value, 10) else {
+                    headers.storage.removeSubrange(nameStart...)
+                    return false
+                }
+                defer { wp_decref(number) }
+                let length = PyLong_AsLong(number)
+                if PyErr_Occurred() != nil {
+                    headers.storage.removeSubrange(nameStart...)
+                    return false
+                }
+                contentLength = length
+            }
+        case .other:
+            break
         }
-        nameBytes.withUnsafeBytes { n in
-            valueBytes.withUnsafeBytes { v in headers.append(name: n, value: v) }
-        }
+        headers.entries.append((nameRange, valueRange))
         return true
     }
 

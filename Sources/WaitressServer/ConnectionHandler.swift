@@ -4,11 +4,13 @@ import WaitressHTTP
 /// One client connection: reads and parses requests, hands complete ones to
 /// the worker pool one at a time, and writes their responses in order.
 ///
-/// Reading is explicit (autoRead off): while a request is in service nothing
-/// more is read, so a pipelining or flooding client costs at most one read
-/// buffer, and responses can never be reordered (RFC 9112 §9.3.2). The next
-/// buffered request is only started once the previous response is written out
-/// below the write-buffer high watermark (Waitress flushes its outbufs first).
+/// One request is in service at a time, so responses can never be reordered
+/// (RFC 9112 §9.3.2). Reading stays on (re-arming read interest per request
+/// costs two epoll_ctl calls), but while a request is in service at most
+/// `readAheadLimit` bytes are buffered before reading pauses, so a pipelining
+/// or flooding client costs bounded memory. The next buffered request is only
+/// started once the previous response is written out below the write-buffer
+/// high watermark (Waitress flushes its outbufs first).
 final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -27,8 +29,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var bodyState: BodyState?
     private(set) var inService = false
     private var closing = false
-    private var wantsRead = false
-    private var readPending = false
+    private var readingPaused = false
     private var needsFlush = false
     private(set) var lastActivity = monotonicSeconds()
     private(set) var responseChannel: ResponseChannel!
@@ -62,7 +63,6 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        requestRead()
         context.fireChannelActive()
     }
 
@@ -76,7 +76,6 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        readPending = false
         var incoming = unwrapInboundIn(data)
         lastActivity = monotonicSeconds()
         if closing { return }
@@ -88,13 +87,12 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         if !inService {
             process()
         }
+        if inService, !readingPaused, let buffered = cumulation, buffered.readableBytes >= core.readAheadLimit {
+            setReading(false)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if wantsRead && !readPending && !inService && !closing {
-            readPending = true
-            context.read()
-        }
         flushIfNeeded()
     }
 
@@ -121,22 +119,20 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: reading and parsing
 
-    private func requestRead() {
-        wantsRead = true
-        if !readPending, let context = context {
-            readPending = true
-            context.read()
-        }
+    private func setReading(_ on: Bool) {
+        guard let context = context else { return }
+        readingPaused = !on
+        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: on)
+        if on { context.read() }
     }
 
     /// Parses what is buffered until a request is complete and dispatched, an
     /// error is answered, or more bytes are needed.
     private func process() {
-        wantsRead = false
         while !inService && !closing {
             guard var buffer = cumulation, buffer.readableBytes > 0 else {
                 cumulation = nil
-                requestRead()
+                if readingPaused { setReading(true) }
                 return
             }
             if var state = bodyState {
@@ -156,7 +152,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                     dispatch(state.head, body: state.buffer)
                 } else {
                     bodyState = state
-                    requestRead()
+                    if readingPaused { setReading(true) }
                     return
                 }
                 continue
@@ -169,7 +165,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                     parser.reset()
                 }
                 cumulation = buffer
-                requestRead()
+                if readingPaused { setReading(true) }
                 return
             case .failure(let error, let version):
                 fail(error, version: version)

@@ -15,6 +15,9 @@ final class ServerCore: @unchecked Sendable {
     let outbox: Outbox
     let limiter: ConnectionLimiter
     let continueBytes = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+    /// Bytes buffered for a connection whose request is in service before
+    /// reading from it pauses.
+    let readAheadLimit: Int
     private var connections: [ObjectIdentifier: ConnectionHandler] = [:]
     private var dateCache = HTTPDateCache()
     private let drainGate = Gate()
@@ -26,6 +29,7 @@ final class ServerCore: @unchecked Sendable {
         self.dispatcher = dispatcher
         self.outbox = Outbox(eventLoop: eventLoop)
         self.limiter = ConnectionLimiter(limit: configuration.connectionLimit)
+        self.readAheadLimit = max(65536, configuration.recvBytes)
     }
 
     var isDraining: Bool { drainGate.withLock { draining } }
@@ -142,7 +146,6 @@ public final class HTTPServer: @unchecked Sendable {
                             try channel.pipeline.syncOperations.addHandler(AcceptCounter(limiter: core.limiter))
                         }
                     }
-                    .childChannelOption(ChannelOptions.autoRead, value: false)
                     .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
                     .childChannelOption(
                         ChannelOptions.recvAllocator,

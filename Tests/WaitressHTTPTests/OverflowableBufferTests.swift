@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import XCTest
+
+@testable import WaitressHTTP
+
+/// Waitress's OverflowableBuffer and `inbuf_overflow`: memory up to the
+/// overflow, then an unlinked temporary file.
+final class OverflowableBufferTests: XCTestCase {
+    private func append(_ buffer: OverflowableBuffer, _ text: String) throws {
+        try latin1(text).withUnsafeBytes { try buffer.append($0) }
+    }
+
+    func testStaysInMemoryUpToTheOverflow() throws {
+        let buffer = OverflowableBuffer(overflow: 10)
+        try append(buffer, "01234")
+        try append(buffer, "")
+        try append(buffer, "56789")
+        XCTAssertEqual(buffer.count, 10)
+        guard case .memory(let bytes) = buffer.take() else { return XCTFail("spilled at the overflow itself") }
+        XCTAssertEqual(bytes, latin1("0123456789"))
+        // take() leaves it empty.
+        XCTAssertEqual(buffer.count, 0)
+        guard case .memory(let empty) = buffer.take() else { return XCTFail() }
+        XCTAssertEqual(empty, [])
+    }
+
+    func testSpillsPastTheOverflow() throws {
+        let buffer = OverflowableBuffer(overflow: 10)
+        try append(buffer, "0123456789")
+        try append(buffer, "a")
+        try append(buffer, "bcdef")
+        XCTAssertEqual(buffer.count, 16)
+        guard case .file(let descriptor, let length) = buffer.take() else { return XCTFail("did not spill") }
+        defer { close(descriptor) }
+        XCTAssertEqual(length, 16)
+        // Positioned at the start, holding exactly the input.
+        var bytes = [UInt8](repeating: 0, count: 64)
+        let n = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress!, 64) }
+        XCTAssertEqual(n, 16)
+        XCTAssertEqual(Array(bytes[0..<16]), latin1("0123456789abcdef"))
+        XCTAssertEqual(buffer.count, 0)
+    }
+
+    func testSpillsOnASingleLargeAppend() throws {
+        let buffer = OverflowableBuffer(overflow: 4)
+        let input = Array(0...255).map { UInt8($0) }
+        try input.withUnsafeBytes { try buffer.append($0) }
+        XCTAssertEqual(contents(of: buffer), input)
+    }
+
+    func testLargeInputReadsBackIntact() throws {
+        let buffer = OverflowableBuffer(overflow: 65_536)
+        var expected: [UInt8] = []
+        var seed: UInt32 = 12345
+        var sizes = [1, 7, 4096, 65_535, 3, 100_000, 1, 12_345]
+        while !sizes.isEmpty {
+            let size = sizes.removeFirst()
+            var piece = [UInt8](repeating: 0, count: size)
+            for i in 0..<size {
+                seed = seed &* 1_103_515_245 &+ 12345
+                piece[i] = UInt8(truncatingIfNeeded: seed >> 16)
+            }
+            try piece.withUnsafeBytes { try buffer.append($0) }
+            expected += piece
+        }
+        XCTAssertEqual(buffer.count, expected.count)
+        let readBack = contents(of: buffer)
+        XCTAssertEqual(readBack.count, expected.count)
+        XCTAssertTrue(readBack == expected, "spilled contents differ from the input")
+    }
+
+    func testTemporaryFileIsUnlinked() throws {
+        let buffer = OverflowableBuffer(overflow: 0)
+        try append(buffer, "x")
+        guard case .file(let descriptor, _) = buffer.take() else { return XCTFail("did not spill") }
+        defer { close(descriptor) }
+        var status = stat()
+        XCTAssertEqual(fstat(descriptor, &status), 0)
+        XCTAssertEqual(status.st_nlink, 0, "the body file must not stay in the temp directory")
+    }
+
+    func testBufferIsReusableAfterTake() throws {
+        let buffer = OverflowableBuffer(overflow: 3)
+        try append(buffer, "abcdef")
+        XCTAssertEqual(contents(of: buffer), latin1("abcdef"))
+        try append(buffer, "xy")
+        guard case .memory(let bytes) = buffer.take() else { return XCTFail("a fresh body should start in memory") }
+        XCTAssertEqual(bytes, latin1("xy"))
+    }
+}
