@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: serve test install swift-test py-test clean
+.PHONY: serve test install swift-test py-test fuzz-smoke clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ swift-test:
 py-test: install
 	cd tests && ../$(PY) -m pytest -q -p no:cacheprovider unit functional
 
-test: swift-test py-test
+# A short, bounded libFuzzer pass over the parser and body receivers
+# (fuzz/run.sh SECONDS runs longer ones).
+fuzz-smoke:
+	fuzz/run.sh 30
+
+test: swift-test py-test fuzz-smoke
 
 clean:
 	rm -rf .build .build-* $(VENV) build src/*.egg-info

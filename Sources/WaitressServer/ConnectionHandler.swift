@@ -30,6 +30,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private(set) var inService = false
     private var closing = false
     private var readingPaused = false
+    /// After an error response: input is read and dropped until the client closes.
+    private var discarding = false
     private var needsFlush = false
     private(set) var lastActivity = monotonicSeconds()
     private(set) var responseChannel: ResponseChannel!
@@ -78,7 +80,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
         lastActivity = monotonicSeconds()
-        if closing { return }
+        if closing { return }  // includes discarding after an error response
         if cumulation == nil {
             cumulation = incoming
         } else {
@@ -111,7 +113,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             // The client half-closed: serve what is complete, then close.
-            if !inService { context.close(promise: nil) } else { closing = true }
+            if discarding || !inService { context.close(promise: nil) } else { closing = true }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -207,18 +209,31 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Answers a malformed or refused request with Waitress's error page, then
     /// closes: after a framing error the rest of the stream is not trusted.
+    ///
+    /// The close is lingering (as nginx's lingering_close): our side is shut
+    /// for writing once the page is flushed, and what the client still sends
+    /// is read and dropped until it closes too, for at most `lingerSeconds`.
+    /// Closing with unread bytes would make the kernel send a reset, and the
+    /// client could lose the response (a 431 for a long head, say).
     private func fail(_ error: RequestError, version: HTTPVersion) {
         bodyState = nil
         cumulation = nil
         closing = true
+        discarding = true
         let bytes = core.errorResponse(error, version: version)
         guard let context = context else { return }
+        if readingPaused { setReading(true) }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in
-            context.close(promise: nil)
+            context.close(mode: .output, promise: nil)
+            context.eventLoop.scheduleTask(in: .seconds(ConnectionHandler.lingerSeconds)) {
+                context.close(promise: nil)
+            }
         }
     }
+
+    static let lingerSeconds: Int64 = 2
 
     // MARK: writing (on the event loop, from the Outbox)
 
