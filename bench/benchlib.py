@@ -14,7 +14,6 @@ exit and on SIGTERM/SIGINT/SIGHUP.
 from __future__ import annotations
 
 import atexit
-import errno
 import os
 import re
 import selectors
@@ -338,7 +337,11 @@ class Server:
             raise RuntimeError(f"server not accepting on {HOST}:{self.port} after {timeout:.0f} s "
                                f"({last_err}); log tail:\n{tail(self.log_path)}")
         remaining = max(1.0, deadline - time.monotonic())
-        status, body = http_get(self.port, timeout=remaining)
+        try:
+            status, body = http_get(self.port, timeout=remaining)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise RuntimeError(f"sanity GET / failed ({exc or type(exc).__name__}) within {timeout:.0f} s; "
+                               f"log tail:\n{tail(self.log_path)}") from exc
         if status != 200 or body != EXPECTED_BODY:
             raise RuntimeError(f"sanity GET / gave status {status} body {body[:80]!r}")
 
@@ -540,5 +543,3 @@ def wrk_cmd(port: int, conns: int, duration: float, cpu: str | None, latency: bo
     return cmd + [f"http://{HOST}:{port}/"]
 
 
-def errno_name(e: int) -> str:
-    return errno.errorcode.get(e, str(e))

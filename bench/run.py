@@ -101,6 +101,15 @@ def measure(c: bl.Contender, conns: int, rnd: int, a, logdir: Path) -> dict:
     return rec
 
 
+def server_python_version(venv: Path) -> str:
+    try:
+        return subprocess.run([str(bl.venv_python(venv)), "-c",
+                               "import platform; print(platform.python_version())"],
+                              capture_output=True, text=True, timeout=60).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return ""
+
+
 def median_or_none(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -243,9 +252,7 @@ def main(argv=None) -> int:
         "connections": a.conn_list, "servers": a.server_list, "threads": a.threads,
         "pinned": not a.no_pin, "server_cpu": a.server_cpu, "client_cpu": a.client_cpu,
         "machine": bl.machine_info(), "python": platform.python_version(),
-        "server_python": subprocess.run([str(bl.venv_python(bl.VENV_PEERS if needs_peers else bl.VENV_OURS)),
-                                         "-c", "import platform; print(platform.python_version())"],
-                                        capture_output=True, text=True, timeout=60).stdout.strip(),
+        "server_python": server_python_version(bl.VENV_PEERS if needs_peers else bl.VENV_OURS),
         "wrk": bl.wrk_version(), "git_rev": bl.git_rev(), "versions": versions,
         "skipped": skipped, "ours": ours_note,
         "commands": {s: " ".join(bl.CONTENDERS[s].command(0, a.threads)) for s in active},

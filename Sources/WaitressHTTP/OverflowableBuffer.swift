@@ -62,7 +62,8 @@ public final class OverflowableBuffer {
         return .memory(memory)
     }
 
-    static func makeTemporaryFile() throws -> Int32 {
+    /// An unlinked temporary file in $TMPDIR (or /tmp), open for reading and writing.
+    public static func makeTemporaryFile() throws -> Int32 {
         var directory = "/tmp"
         if let tmp = getenv("TMPDIR") { directory = String(cString: tmp) }
         var template = Array("\(directory)/waitress-body-XXXXXX".utf8CString)
@@ -72,7 +73,7 @@ public final class OverflowableBuffer {
         return fd
     }
 
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
         var offset = 0
         while offset < bytes.count {
             let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)

@@ -3,6 +3,10 @@ import NIOCore
 import WaitressHTTP
 import WaitressServer
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What start_response must check about a header field name.
 private enum FieldCheck {
     case contentLength, forbidden, crlfInName, crlfInValue, other
@@ -52,6 +56,9 @@ final class WSGITask {
     private var pending: ByteBuffer?
     /// Whether the connection went away while streaming.
     private var disconnected = false
+    /// Output past `outbuf_overflow` goes here, then out with sendfile.
+    private var spill: SharedFile?
+    private var spillLength = 0
 
     init(app: WSGIApplication, request: Request) {
         self.app = app
@@ -165,6 +172,7 @@ final class WSGITask {
             if PyErr_Occurred() != nil { return false }
         }
         var remaining: Int? = nil
+        var startOffset: Int? = nil
         if PyObject_HasAttrString(file, "seek") == 1, PyObject_HasAttrString(file, "tell") == 1 {
             guard let start = callMethod(file, "tell") else { return false }
             defer { wp_decref(start) }
@@ -178,11 +186,28 @@ final class WSGITask {
             wp_decref(back)
             let size = PyLong_AsLong(end) - PyLong_AsLong(start)
             if PyErr_Occurred() != nil { return false }
+            startOffset = PyLong_AsLong(start)
             remaining = min(size, contentLength ?? size)
             if let r = remaining, r > 0, contentLength != r {
                 removeContentLengthHeader()
                 contentLength = r
             }
+        }
+        if let length = remaining, length > 0, let start = startOffset,
+            let descriptor = regularFileDescriptor(file)
+        {
+            // A real file: the head now, then the file itself with sendfile.
+            guard writeHead() else {
+                close(descriptor)
+                return false
+            }
+            let shared = SharedFile(descriptor: descriptor)
+            guard flushPending() else { return false }
+            if case .contentLength = framing, !disconnected {
+                request.connection.send(.file(shared, offset: start, length: length, spilled: false))
+                bodyWritten += length
+            }
+            return true
         }
         guard let block = PyLong_FromLong(blockSize) else { return false }
         defer { wp_decref(block) }
@@ -197,6 +222,25 @@ final class WSGITask {
             if disconnected { return true }
         }
         return true
+    }
+
+    /// A duplicate of the file's descriptor when it is a regular file that
+    /// sendfile can read, else nil (and no Python error left set).
+    private func regularFileDescriptor(_ file: PyPtr) -> Int32? {
+        guard PyObject_HasAttrString(file, "fileno") == 1, let number = callMethod(file, "fileno") else {
+            PyErr_Clear()
+            return nil
+        }
+        defer { wp_decref(number) }
+        let fd = PyLong_AsLong(number)
+        if PyErr_Occurred() != nil {
+            PyErr_Clear()
+            return nil
+        }
+        var info = stat()
+        guard fstat(Int32(fd), &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        let copy = dup(Int32(fd))
+        return copy >= 0 ? copy : nil
     }
 
     private func removeContentLengthHeader() {
@@ -439,8 +483,10 @@ final class WSGITask {
         pending!.writeBytes(bytes)
     }
 
-    /// Hands pending bytes to the connection, waiting (GIL released) while
-    /// the client is too far behind.
+    /// Hands pending bytes to the connection: in memory up to
+    /// `outbuf_overflow` pending, past that through a spill file (sent with
+    /// sendfile); then waits (GIL released) while more than
+    /// `outbuf_high_watermark` is pending and the client is too far behind.
     private func flushPending() -> Bool {
         guard let buffer = pending else { return true }
         pending = nil
@@ -449,13 +495,49 @@ final class WSGITask {
             disconnected = true
             return true
         }
-        connection.send(.data(buffer))
+        if spill != nil || connection.pendingMemory + buffer.readableBytes > connection.overflow {
+            guard spillOut(buffer) else { return false }
+        } else {
+            connection.send(.data(buffer))
+        }
         if !connection.waitForRoomWithoutBlocking() {
             let state = PyEval_SaveThread()
             let open = connection.waitForRoom()
             PyEval_RestoreThread(state)
             if !open { disconnected = true }
         }
+        return true
+    }
+
+    /// Appends output to this response's spill file (an unlinked temporary
+    /// file) and queues that region; false with a Python error set.
+    private func spillOut(_ buffer: ByteBuffer) -> Bool {
+        if spill == nil {
+            do {
+                spill = SharedFile(descriptor: try OverflowableBuffer.makeTemporaryFile())
+            } catch {
+                raise(PyExc_OSError, "could not create a temporary file for response output: \(error)")
+                return false
+            }
+        }
+        let file = spill!
+        let offset = spillLength
+        let failed: Bool = buffer.withUnsafeReadableBytes { bytes in
+            let state = PyEval_SaveThread()
+            defer { PyEval_RestoreThread(state) }
+            do {
+                try file.withDescriptor { try OverflowableBuffer.writeAll($0, bytes) }
+                return false
+            } catch {
+                return true
+            }
+        }
+        if failed {
+            raise(PyExc_OSError, "could not write response output to a temporary file")
+            return false
+        }
+        spillLength += buffer.readableBytes
+        request.connection.send(.file(file, offset: offset, length: buffer.readableBytes, spilled: true))
         return true
     }
 

@@ -13,7 +13,7 @@ import WaitressHTTP
 /// high watermark (Waitress flushes its outbufs first).
 final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+    typealias OutboundOut = IOData
 
     private struct BodyState {
         var head: RequestHead
@@ -56,7 +56,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         responseChannel = ResponseChannel(
             handler: self, outbox: core.outbox, highWatermark: core.configuration.outbufHighWatermark,
-            remoteHost: host, remotePort: port)
+            overflow: core.configuration.outbufOverflow, remoteHost: host, remotePort: port)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -225,7 +225,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         if readingPaused { setReading(true) }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer))).whenComplete { _ in
             context.close(mode: .output, promise: nil)
             context.eventLoop.scheduleTask(in: .seconds(ConnectionHandler.lingerSeconds)) {
                 context.close(promise: nil)
@@ -241,14 +241,17 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let context = context else { return }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        context.write(wrapOutboundOut(buffer), promise: nil)
+        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
         needsFlush = true
     }
 
     func handle(_ part: ResponseChannel.Part) {
         guard let context = context, context.channel.isActive else {
-            if case .end = part { inService = false }
-            if case .data(let buffer) = part { responseChannel.drained(buffer.readableBytes) }
+            switch part {
+            case .end: inService = false
+            case .data(let buffer): responseChannel.drained(memory: buffer.readableBytes, total: buffer.readableBytes)
+            case .file(_, _, let length, let spilled): if spilled { responseChannel.drained(memory: 0, total: length) }
+            }
             return
         }
         switch part {
@@ -256,8 +259,19 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             let count = buffer.readableBytes
             let promise = context.eventLoop.makePromise(of: Void.self)
             let channel = responseChannel!
-            promise.futureResult.whenComplete { _ in channel.drained(count) }
-            context.write(wrapOutboundOut(buffer), promise: promise)
+            promise.futureResult.whenComplete { _ in channel.drained(memory: count, total: count) }
+            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+            needsFlush = true
+        case .file(let file, let offset, let length, let spilled):
+            // sendfile from the file: no copy through user space.
+            let region = FileRegion(fileHandle: file.handle, readerIndex: offset, endIndex: offset + length)
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            let channel = responseChannel!
+            promise.futureResult.whenComplete { _ in
+                withExtendedLifetime(file) {}
+                if spilled { channel.drained(memory: 0, total: length) }
+            }
+            context.write(wrapOutboundOut(.fileRegion(region)), promise: promise)
             needsFlush = true
         case .end(let buffer, let close):
             inService = false
@@ -266,13 +280,13 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                 closing = true
                 needsFlush = false
                 let last = buffer ?? context.channel.allocator.buffer(capacity: 0)
-                context.writeAndFlush(wrapOutboundOut(last)).whenComplete { _ in
+                context.writeAndFlush(wrapOutboundOut(.byteBuffer(last))).whenComplete { _ in
                     context.close(promise: nil)
                 }
                 return
             }
             if let buffer = buffer {
-                context.write(wrapOutboundOut(buffer), promise: nil)
+                context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
                 needsFlush = true
             }
             if context.channel.isWritable {

@@ -2,13 +2,52 @@ import Atomics
 import NIOCore
 import WaitressHTTP
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An open file whose regions are sent with sendfile (NIO FileRegion): a file
+/// given to wsgi.file_wrapper (a duplicate of its descriptor) or a response's
+/// spill file. Closed when the last region referencing it has been written.
+public final class SharedFile: @unchecked Sendable {
+    let handle: NIOFileHandle
+    /// The raw descriptor, for the worker appending to a spill file while the
+    /// event loop may be sending an earlier region through `handle` (which
+    /// allows one user at a time).
+    private let descriptor: Int32
+
+    /// Takes ownership of `descriptor`.
+    public init(descriptor: Int32) {
+        self.descriptor = descriptor
+        handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor)
+    }
+
+    deinit {
+        try? handle.close()
+    }
+
+    /// Runs `body` with the raw descriptor (to write a spill file).
+    public func withDescriptor<R>(_ body: (Int32) throws -> R) rethrows -> R {
+        try body(descriptor)
+    }
+}
+
 /// What a worker thread holds of a connection: it sends response parts to the
 /// event loop (through the Outbox) and waits, off the event loop, while too
 /// much output is pending. Workers never touch the NIO channel itself.
+///
+/// Two counts bound a response's pending output (Waitress's outbufs):
+/// `pendingMemory`, bytes held in memory (the worker spills to a temporary
+/// file past `outbuf_overflow`), and `pendingTotal`, memory plus spilled bytes
+/// (the worker waits past `outbuf_high_watermark`). Regions of an app's own
+/// file (wsgi.file_wrapper) count in neither: they cost no memory.
 public final class ResponseChannel: @unchecked Sendable {
     public enum Part {
         /// Body (or head) bytes; more parts follow.
         case data(ByteBuffer)
+        /// A region of a file, sent with sendfile; `spilled` when it is
+        /// response output that was written to a spill file.
+        case file(SharedFile, offset: Int, length: Int, spilled: Bool)
         /// The end of the response, optionally with its last bytes; `close`
         /// asks for the connection to be closed once everything is flushed.
         case end(ByteBuffer?, close: Bool)
@@ -16,30 +55,40 @@ public final class ResponseChannel: @unchecked Sendable {
 
     let handler: ConnectionHandler
     let outbox: Outbox
-    /// Bytes sent by the worker that have not reached the kernel yet.
-    let pendingBytes = ManagedAtomic<Int>(0)
+    let pendingMemoryCount = ManagedAtomic<Int>(0)
+    let pendingTotalCount = ManagedAtomic<Int>(0)
     let isOpenFlag = ManagedAtomic<Bool>(true)
     let gate = Gate()
     public let highWatermark: Int
+    public let overflow: Int
     /// REMOTE_ADDR (numeric host, bare IPv6) and REMOTE_PORT, as Waitress sets
     /// them ("localhost" and "None" on a Unix socket).
     public let remoteHost: String
     public let remotePort: String
 
-    init(handler: ConnectionHandler, outbox: Outbox, highWatermark: Int, remoteHost: String, remotePort: String) {
+    init(handler: ConnectionHandler, outbox: Outbox, highWatermark: Int, overflow: Int, remoteHost: String, remotePort: String) {
         self.handler = handler
         self.outbox = outbox
         self.highWatermark = highWatermark
+        self.overflow = overflow
         self.remoteHost = remoteHost
         self.remotePort = remotePort
     }
 
     public var isOpen: Bool { isOpenFlag.load(ordering: .relaxed) }
+    public var pendingMemory: Int { pendingMemoryCount.load(ordering: .relaxed) }
+    public var pendingTotal: Int { pendingTotalCount.load(ordering: .relaxed) }
 
     /// Sends a part to the event loop; safe from any thread.
     public func send(_ part: Part) {
-        if case .data(let buffer) = part {
-            pendingBytes.wrappingIncrement(by: buffer.readableBytes, ordering: .relaxed)
+        switch part {
+        case .data(let buffer):
+            pendingMemoryCount.wrappingIncrement(by: buffer.readableBytes, ordering: .relaxed)
+            pendingTotalCount.wrappingIncrement(by: buffer.readableBytes, ordering: .relaxed)
+        case .file(_, _, let length, let spilled):
+            if spilled { pendingTotalCount.wrappingIncrement(by: length, ordering: .relaxed) }
+        case .end:
+            break
         }
         outbox.post(handler, part)
     }
@@ -47,26 +96,27 @@ public final class ResponseChannel: @unchecked Sendable {
     /// Whether the worker may go on without waiting: the connection is open
     /// and not more than `highWatermark` bytes are pending.
     public func waitForRoomWithoutBlocking() -> Bool {
-        pendingBytes.load(ordering: .relaxed) <= highWatermark && isOpen
+        pendingTotal <= highWatermark && isOpen
     }
 
     /// Blocks the calling worker while more than `highWatermark` bytes are
     /// pending and the connection is open (Waitress's outbuf_high_watermark).
     /// Returns whether the connection is still open.
     public func waitForRoom() -> Bool {
-        if pendingBytes.load(ordering: .relaxed) <= highWatermark { return isOpen }
+        if pendingTotal <= highWatermark { return isOpen }
         gate.lock()
-        while pendingBytes.load(ordering: .relaxed) > highWatermark && isOpen {
+        while pendingTotal > highWatermark && isOpen {
             gate.wait(seconds: 1)
         }
         gate.unlock()
         return isOpen
     }
 
-    /// Called on the event loop when bytes reached the kernel.
-    func drained(_ count: Int) {
-        let before = pendingBytes.loadThenWrappingDecrement(by: count, ordering: .relaxed)
-        if before > highWatermark && before - count <= highWatermark {
+    /// Called on the event loop when bytes reached the kernel (or were dropped).
+    func drained(memory: Int, total: Int) {
+        if memory > 0 { pendingMemoryCount.wrappingDecrement(by: memory, ordering: .relaxed) }
+        let before = pendingTotalCount.loadThenWrappingDecrement(by: total, ordering: .relaxed)
+        if before > highWatermark && before - total <= highWatermark {
             gate.withLock { gate.broadcast() }
         }
     }

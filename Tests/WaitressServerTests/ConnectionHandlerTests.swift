@@ -75,15 +75,15 @@ final class ConnectionHandlerTests: XCTestCase {
         try harness.send("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n")
         XCTAssertEqual(harness.requests.map(\.target), ["/a"], "only one request in service at a time")
 
-        harness.respond(harness.requests[0], "A")
+        try harness.respond(harness.request(0), "A")
         XCTAssertEqual(try harness.written(), "A")
         XCTAssertEqual(harness.requests.map(\.target), ["/a", "/b"])
 
-        harness.respond(harness.requests[1], "B")
+        try harness.respond(harness.request(1), "B")
         XCTAssertEqual(try harness.written(), "B")
         XCTAssertEqual(harness.requests.map(\.target), ["/a", "/b", "/c"])
 
-        harness.respond(harness.requests[2], "C")
+        try harness.respond(harness.request(2), "C")
         XCTAssertEqual(try harness.written(), "C")
         XCTAssertEqual(harness.requests.count, 3)
         XCTAssertTrue(harness.isOpen)
@@ -94,10 +94,10 @@ final class ConnectionHandlerTests: XCTestCase {
         try harness.send("GET /b HTTP/1.1\r\n\r\nGET /c HT")
         try harness.send("TP/1.1\r\n\r\n")
         XCTAssertEqual(harness.requests.map(\.target), ["/a"])
-        harness.respond(harness.requests[0], "A")
+        try harness.respond(harness.request(0), "A")
         XCTAssertEqual(harness.requests.map(\.target), ["/a", "/b"])
-        harness.respond(harness.requests[1], "B")
-        harness.respond(harness.requests[2], "C")
+        try harness.respond(harness.request(1), "B")
+        try harness.respond(harness.request(2), "C")
         XCTAssertEqual(try harness.written(), "ABC")
     }
 
@@ -107,15 +107,15 @@ final class ConnectionHandlerTests: XCTestCase {
                 + "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nde\r\n1\r\nf\r\n0\r\n\r\n"
                 + "\r\nGET /c HTTP/1.1\r\n\r\n")
         XCTAssertEqual(harness.requests.map(\.bodyText), ["abc"])
-        harness.respond(harness.requests[0], "A")
+        try harness.respond(harness.request(0), "A")
         XCTAssertEqual(harness.requests.map(\.target), ["/a", "/b"])
-        XCTAssertEqual(harness.requests[1].bodyText, "def")
-        XCTAssertEqual(harness.requests[1].bodyLength, 3)
-        XCTAssertTrue(harness.requests[1].head.isChunked)
-        harness.respond(harness.requests[1], "B")
+        XCTAssertEqual(try harness.request(1).bodyText, "def")
+        XCTAssertEqual(try harness.request(1).bodyLength, 3)
+        XCTAssertTrue(try harness.request(1).head.isChunked)
+        try harness.respond(harness.request(1), "B")
         // The blank line between requests is ignored (RFC 9112 §2.2).
         XCTAssertEqual(harness.requests.map(\.target), ["/a", "/b", "/c"])
-        harness.respond(harness.requests[2], "C")
+        try harness.respond(harness.request(2), "C")
         XCTAssertEqual(try harness.written(), "ABC")
     }
 
@@ -125,7 +125,7 @@ final class ConnectionHandlerTests: XCTestCase {
         XCTAssertEqual(harness.requests.count, 1)
         XCTAssertEqual(harness.requests.first?.bodyText, "wikipedia")
         XCTAssertEqual(harness.requests.first?.bodyLength, 9)
-        harness.respond(harness.requests[0], "ok")
+        try harness.respond(harness.request(0), "ok")
         // And again on the same connection.
         try harness.sendByteByByte("GET /next HTTP/1.1\r\n\r\n")
         XCTAssertEqual(harness.requests.map(\.target), ["/up", "/next"])
@@ -148,7 +148,7 @@ final class ConnectionHandlerTests: XCTestCase {
 
     func testStreamedResponseParts() throws {
         try harness.send("GET / HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n")
-        let request = harness.requests[0]
+        let request = try harness.request(0)
         let allocator = harness.channel.allocator
         request.connection.send(.data(allocator.buffer(string: "head|")))
         request.connection.send(.data(allocator.buffer(string: "part1|")))
@@ -165,7 +165,7 @@ final class ConnectionHandlerTests: XCTestCase {
     func testPendingOutputIsAccountedForBackpressure() throws {
         try use { $0.outbufHighWatermark = 10 }
         try harness.send("GET / HTTP/1.1\r\n\r\n")
-        let connection = harness.requests[0].connection
+        let connection = try harness.request(0).connection
         XCTAssertTrue(connection.waitForRoomWithoutBlocking())
         connection.send(.data(harness.channel.allocator.buffer(string: String(repeating: "x", count: 100))))
         XCTAssertFalse(connection.waitForRoomWithoutBlocking(), "100 bytes pending over a watermark of 10")
@@ -178,7 +178,7 @@ final class ConnectionHandlerTests: XCTestCase {
 
     func testResponseAskingToCloseClosesAndDropsWhatFollows() throws {
         try harness.send("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
-        harness.respond(harness.requests[0], "A", close: true)
+        try harness.respond(harness.request(0), "A", close: true)
         XCTAssertEqual(try harness.written(), "A")
         XCTAssertFalse(harness.isOpen)
         XCTAssertEqual(harness.requests.count, 1)
@@ -186,7 +186,7 @@ final class ConnectionHandlerTests: XCTestCase {
 
     func testCloseWithEmptyLastPart() throws {
         try harness.send("GET /a HTTP/1.1\r\n\r\n")
-        let request = harness.requests[0]
+        let request = try harness.request(0)
         request.connection.send(.data(harness.channel.allocator.buffer(string: "all of it")))
         request.connection.send(.end(nil, close: true))
         harness.loop.run()
@@ -208,14 +208,50 @@ final class ConnectionHandlerTests: XCTestCase {
         XCTAssertNotEqual(autoRead, false, "a little read-ahead is fine")
         try harness.send(String(repeating: "z", count: limit))
         XCTAssertEqual(autoRead, false, "reading pauses past the read-ahead limit")
-        harness.respond(harness.requests[0], "A")
+        try harness.respond(harness.request(0), "A")
         XCTAssertEqual(harness.requests.count, 2)
-        XCTAssertEqual(harness.requests[1].bodyLength, limit)
-        harness.respond(harness.requests[1], "B")
+        XCTAssertEqual(try harness.request(1).bodyLength, limit)
+        try harness.respond(harness.request(1), "B")
         XCTAssertEqual(autoRead, true, "reading resumes once the buffered requests are served")
         try harness.send("GET /c HTTP/1.1\r\n\r\n")
         XCTAssertEqual(harness.requests.map(\.target), ["/a", "/b", "/c"])
         XCTAssertEqual(try harness.written(), "AB")
+    }
+
+    func testDispatcherThatAnswersAtOnce() throws {
+        // A worker may finish before the event loop gets back to the outbox:
+        // answers posted while the outbox is being drained still go out, in order.
+        harness.close()
+        let loop = EmbeddedEventLoop()
+        let channel = EmbeddedChannel(loop: loop)
+        let dispatcher = AnsweringDispatcher()
+        let core = ServerCore(configuration: ServerConfiguration(), dispatcher: dispatcher, eventLoop: loop)
+        try channel.pipeline.syncOperations.addHandler(
+            ConnectionHandler(
+                core: core, listener: ListenerSpec(descriptor: -1, isUnix: false, serverName: "h", serverPort: "80")))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40005)).wait()
+        try channel.writeInbound(
+            channel.allocator.buffer(string: "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n"))
+        loop.run()
+        var written = ""
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) {
+            written += String(buffer: buffer)
+        }
+        XCTAssertEqual(written, "[/1][/2][/3]")
+        XCTAssertEqual(dispatcher.targets, ["/1", "/2", "/3"])
+        XCTAssertTrue(channel.isActive)
+        _ = try channel.finish(acceptAlreadyClosed: true)
+    }
+
+    func testNextRequestWaitsForWritability() throws {
+        try harness.send("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+        harness.channel.isWritable = false
+        try harness.respond(harness.request(0), "A")
+        XCTAssertEqual(harness.requests.count, 1, "not started while the client is not reading")
+        harness.channel.isWritable = true
+        harness.channel.pipeline.fireChannelWritabilityChanged()
+        XCTAssertEqual(harness.requests.map(\.target), ["/a", "/b"])
+        XCTAssertEqual(try harness.written(), "A")
     }
 
     // MARK: 100-continue
@@ -229,7 +265,7 @@ final class ConnectionHandlerTests: XCTestCase {
         XCTAssertEqual(harness.requests.first?.bodyText, "hello")
         // The continue is sent once only.
         XCTAssertEqual(try harness.written(), "")
-        harness.respond(harness.requests[0], "done")
+        try harness.respond(harness.request(0), "done")
         XCTAssertEqual(try harness.written(), "done")
     }
 
@@ -271,7 +307,7 @@ final class ConnectionHandlerTests: XCTestCase {
     func testContinueForAPipelinedRequestFollowsThePreviousResponse() throws {
         try harness.send("GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n")
         XCTAssertEqual(try harness.written(), "")
-        harness.respond(harness.requests[0], "A")
+        try harness.respond(harness.request(0), "A")
         XCTAssertEqual(try harness.written(), "AHTTP/1.1 100 Continue\r\n\r\n")
         try harness.send("x")
         XCTAssertEqual(harness.requests.map(\.bodyText), ["", "x"])
@@ -337,7 +373,7 @@ final class ConnectionHandlerTests: XCTestCase {
         try harness.send("GET /a HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nX y: z\r\n\r\nGET /never HTTP/1.1\r\n\r\n")
         XCTAssertEqual(harness.requests.map(\.target), ["/a"])
         XCTAssertEqual(try harness.written(), "", "no error before the earlier response")
-        harness.respond(harness.requests[0], "A")
+        try harness.respond(harness.request(0), "A")
         XCTAssertEqual(withoutDates(try harness.written()), "A" + errorResponse(.badRequest("Invalid header"), version: "1.1"))
         XCTAssertFalse(harness.isOpen)
         XCTAssertEqual(harness.requests.count, 1, "nothing after a malformed request is served")
@@ -418,7 +454,7 @@ final class ConnectionHandlerTests: XCTestCase {
 
     func testClientGoneWhileInService() throws {
         try harness.send("GET / HTTP/1.1\r\n\r\n")
-        let request = harness.requests[0]
+        let request = try harness.request(0)
         XCTAssertTrue(request.connection.isOpen)
         harness.channel.close(promise: nil)
         XCTAssertFalse(request.connection.isOpen)
@@ -438,8 +474,23 @@ final class ConnectionHandlerTests: XCTestCase {
         try harness.send("GET / HTTP/1.1\r\n\r\n")
         harness.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         XCTAssertTrue(harness.isOpen, "the response must still go out")
-        harness.respond(harness.requests[0], "bye")
+        try harness.respond(harness.request(0), "bye")
         XCTAssertEqual(try harness.written(), "bye")
+        XCTAssertFalse(harness.isOpen)
+    }
+
+    func testHalfCloseServesTheCompleteRequestsAlreadyBuffered() throws {
+        try XCTSkipIf(
+            true,
+            "BUG: ConnectionHandler.userInboundEventTriggered says 'serve what is complete, then close', but a "
+                + "complete pipelined request buffered behind the one in service is dropped: handle(.end) sees "
+                + "closing and closes before process() runs")
+        try harness.send("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+        harness.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        try harness.respond(harness.request(0), "A")
+        XCTAssertEqual(harness.requests.map(\.target), ["/a", "/b"])
+        try harness.respond(harness.request(1), "B")
+        XCTAssertEqual(try harness.written(), "AB")
         XCTAssertFalse(harness.isOpen)
     }
 
@@ -456,7 +507,7 @@ final class ConnectionHandlerTests: XCTestCase {
         XCTAssertFalse(idleChannel.isActive)
         XCTAssertTrue(busy.isOpen)
         XCTAssertFalse(busy.core.waitForConnections(seconds: 0))
-        busy.respond(busy.requests[0], "last")
+        try busy.respond(busy.request(0), "last")
         XCTAssertEqual(try busy.written(), "last")
         XCTAssertFalse(busy.isOpen)
         XCTAssertTrue(busy.core.waitForConnections(seconds: 0))
@@ -501,7 +552,7 @@ final class ConnectionHandlerTests: XCTestCase {
 
     func testBytesAfterAResponseThatClosedAreIgnored() throws {
         try harness.send("GET / HTTP/1.1\r\n\r\n")
-        harness.respond(harness.requests[0], "x", close: true)
+        try harness.respond(harness.request(0), "x", close: true)
         XCTAssertFalse(harness.isOpen)
         XCTAssertEqual(harness.requests.count, 1)
     }

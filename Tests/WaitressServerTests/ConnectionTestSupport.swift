@@ -42,6 +42,12 @@ final class ConnectionHarness {
     }
 
     var requests: [Request] { dispatcher.requests }
+
+    /// The i-th dispatched request; throws (failing the test, not crashing the
+    /// suite) when there is none.
+    func request(_ i: Int, file: StaticString = #filePath, line: UInt = #line) throws -> Request {
+        try XCTUnwrap(i < requests.count ? requests[i] : nil, "request \(i) was not dispatched", file: file, line: line)
+    }
     var isOpen: Bool { channel.isActive }
 
     /// Delivers bytes as one read.
@@ -129,4 +135,15 @@ func errorResponse(_ error: RequestError, version: String, ident: String = "wait
     return "HTTP/\(version) \(error.statusCode) \(error.reason)\r\n"
         + "Connection: close\r\nContent-Length: \(body.utf8.count)\r\nContent-Type: text/plain; charset=utf-8\r\n"
         + "Date: <date>\r\nServer: \(ident)\r\n\r\n" + body
+}
+
+/// Answers every request at once from inside dispatch, as a very fast worker
+/// might, with "[target]".
+final class AnsweringDispatcher: RequestDispatcher, @unchecked Sendable {
+    private(set) var targets: [String] = []
+
+    func dispatch(_ request: Request) {
+        targets.append(request.target)
+        request.connection.send(.end(ByteBuffer(string: "[\(request.target)]"), close: false))
+    }
 }
