@@ -255,7 +255,7 @@ def main(argv=None) -> int:
         "server_python": server_python_version(bl.VENV_PEERS if needs_peers else bl.VENV_OURS),
         "wrk": bl.wrk_version(), "git_rev": bl.git_rev(), "versions": versions,
         "skipped": skipped, "ours": ours_note,
-        "commands": {s: " ".join(bl.CONTENDERS[s].command(0, a.threads)) for s in active},
+        "commands": {s: " ".join(bl.CONTENDERS[s].command("PORT", a.threads)) for s in active},
     }
     meta["python"] = meta["server_python"] or meta["python"]
 
