@@ -84,6 +84,7 @@ public final class Engine {
                 }
                 if stop { break }
                 PyEval_RestoreThread(threadState)
+                app.emit(server.logs.drain())
                 if PyErr_CheckSignals() != 0 { pending = wp_err_fetch() }
                 threadState = PyEval_SaveThread()
                 if pending != nil { break }
@@ -106,6 +107,7 @@ public final class Engine {
         server.finishStop()
         dispatcher.stopAndJoin()
         PyEval_RestoreThread(threadState)
+        app.emit(server.logs.drain())
         // Release the Python objects these hold only now, with the GIL.
         withExtendedLifetime((server, dispatcher, worker, app)) {}
         gate.withLock { stopRequested = false }

@@ -167,7 +167,7 @@ final class WSGIApplication {
             wp_decref(environ)
             return nil
         }
-        guard set(keys.clientDisconnected, NativeCallable.make({ _, _ in wp_new_bool(connection.isOpen ? 0 : 1) })) else {
+        guard set(keys.clientDisconnected, NativeCallable.make({ _, _ in wp_new_bool(connection.clientDisconnected ? 1 : 0) })) else {
             wp_decref(environ)
             return nil
         }
@@ -234,6 +234,20 @@ final class WSGIApplication {
     }
 
     func warn(_ message: String) { log(logger, "warning", message, nil) }
+
+    /// Hands records made on the event loop to Python's logging.
+    func emit(_ records: [LogRelay.Record]) {
+        for record in records {
+            let target = record.logger == .queue ? queueLogger : logger
+            let method: String
+            switch record.level {
+            case .info: method = "info"
+            case .warning: method = "warning"
+            case .error: method = "error"
+            }
+            log(target, method, record.message, nil)
+        }
+    }
     func info(_ message: String) { log(logger, "info", message, nil) }
     func queueWarning(_ message: String) { log(queueLogger, "warning", message, nil) }
 

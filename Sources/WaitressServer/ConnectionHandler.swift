@@ -106,14 +106,23 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // Resets and broken pipes end the connection; nothing else to do here.
+        // Resets and broken pipes end the connection; Waitress logs them as
+        // "Socket error" unless log_socket_errors is off.
+        if core.configuration.logSocketErrors && !closing {
+            core.logs.post(.error, "Socket error: \(error)")
+        }
         context.close(promise: nil)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             // The client half-closed: serve what is complete, then close.
-            if discarding || !inService { context.close(promise: nil) } else { closing = true }
+            if discarding || !inService {
+                context.close(promise: nil)
+            } else {
+                closing = true
+                responseChannel.markPeerClosed()
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)

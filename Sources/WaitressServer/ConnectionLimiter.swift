@@ -10,7 +10,12 @@ final class ConnectionLimiter {
     private var paused = false
     private var listeners: [Channel] = []
 
-    init(limit: Int) { self.limit = max(1, limit) }
+    let logs: LogRelay
+
+    init(limit: Int, logs: LogRelay) {
+        self.limit = max(1, limit)
+        self.logs = logs
+    }
 
     func add(listener: Channel) { listeners.append(listener) }
 
@@ -19,6 +24,7 @@ final class ConnectionLimiter {
         if open >= limit && !paused {
             paused = true
             setAccepting(false)
+            logs.post(.warning, "total open connections reached the connection limit, no longer accepting new connections")
         }
     }
 
@@ -27,6 +33,7 @@ final class ConnectionLimiter {
         if open < limit && paused {
             paused = false
             setAccepting(true)
+            logs.post(.info, "total open connections dropped below the connection limit, listening again")
         }
     }
 

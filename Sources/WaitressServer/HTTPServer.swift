@@ -14,6 +14,7 @@ final class ServerCore: @unchecked Sendable {
     let dispatcher: RequestDispatcher
     let outbox: Outbox
     let limiter: ConnectionLimiter
+    let logs: LogRelay
     let continueBytes = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
     /// Bytes buffered for a connection whose request is in service before
     /// reading from it pauses.
@@ -24,11 +25,12 @@ final class ServerCore: @unchecked Sendable {
     private var draining = false
     private var connectionCount = 0
 
-    init(configuration: ServerConfiguration, dispatcher: RequestDispatcher, eventLoop: EventLoop) {
+    init(configuration: ServerConfiguration, dispatcher: RequestDispatcher, eventLoop: EventLoop, logs: LogRelay) {
         self.configuration = configuration
         self.dispatcher = dispatcher
         self.outbox = Outbox(eventLoop: eventLoop)
-        self.limiter = ConnectionLimiter(limit: configuration.connectionLimit)
+        self.logs = logs
+        self.limiter = ConnectionLimiter(limit: configuration.connectionLimit, logs: logs)
         self.readAheadLimit = max(65536, configuration.recvBytes)
     }
 
@@ -123,11 +125,14 @@ public final class HTTPServer: @unchecked Sendable {
     private var sweepTask: RepeatedTask?
     public private(set) var state = State.initial
 
+    /// Log records from the event loop, for a thread that can call Python.
+    public let logs = LogRelay()
+
     public init(configuration: ServerConfiguration, listeners: [ListenerSpec], dispatcher: RequestDispatcher) {
         self.configuration = configuration
         self.listeners = listeners
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        self.core = ServerCore(configuration: configuration, dispatcher: dispatcher, eventLoop: group.next())
+        self.core = ServerCore(configuration: configuration, dispatcher: dispatcher, eventLoop: group.next(), logs: logs)
     }
 
     public func start() throws {

@@ -76,6 +76,12 @@ public final class ResponseChannel: @unchecked Sendable {
     }
 
     public var isOpen: Bool { isOpenFlag.load(ordering: .relaxed) }
+    let peerClosedFlag = ManagedAtomic<Bool>(false)
+    /// Whether the client is gone: the connection closed, or the client shut
+    /// down its sending side while its request was in service (Waitress's
+    /// `waitress.client_disconnected`). Output is still written in the latter
+    /// case, for clients that half-close after sending a request.
+    public var clientDisconnected: Bool { !isOpen || peerClosedFlag.load(ordering: .relaxed) }
     public var pendingMemory: Int { pendingMemoryCount.load(ordering: .relaxed) }
     public var pendingTotal: Int { pendingTotalCount.load(ordering: .relaxed) }
 
@@ -119,6 +125,10 @@ public final class ResponseChannel: @unchecked Sendable {
         if before > highWatermark && before - total <= highWatermark {
             gate.withLock { gate.broadcast() }
         }
+    }
+
+    func markPeerClosed() {
+        peerClosedFlag.store(true, ordering: .relaxed)
     }
 
     func markClosed() {
