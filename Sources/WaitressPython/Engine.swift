@@ -64,7 +64,7 @@ public final class Engine {
                 application: application.pointer, logger: logger.pointer, queueLogger: queueLogger.pointer,
                 options: options, listeners: listeners)
         else { return nil }
-        let dispatcher = TaskDispatcher(threads: threads) { _ in }
+        let dispatcher = TaskDispatcher(threads: threads) { _, _ in }
         let worker = TaskRunner(app: app, dispatcher: dispatcher)
         dispatcher.setRunner(worker.run)
         let server = HTTPServer(configuration: configuration, listeners: listeners, dispatcher: dispatcher)
@@ -133,11 +133,11 @@ final class TaskRunner {
         self.dispatcher = dispatcher
     }
 
-    func run(_ request: Request) {
+    func run(_ request: Request, _ batch: ResponseBatch) {
         let depth = dispatcher.queueDepthToReport.exchange(0, ordering: .relaxed)
         if depth > 0 {
             app.queueWarning("Task queue depth is \(depth)")
         }
-        WSGITask(app: app, request: request).run()
+        WSGITask(app: app, request: request, batch: batch).run()
     }
 }

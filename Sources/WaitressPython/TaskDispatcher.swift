@@ -1,5 +1,6 @@
 @preconcurrency import CPython
 import Atomics
+import NIOCore
 import WaitressServer
 
 #if canImport(Glibc)
@@ -10,8 +11,12 @@ import Glibc
 /// the application. Each takes a persistent Python thread state once and then,
 /// per batch of work, reacquires the GIL, runs every task it finds queued, and
 /// releases the GIL before waiting again (DESIGN.md §3). The event loop only
-/// appends to the queue and wakes a parked worker when the queue holds more
-/// tasks than there are awake workers free to take them.
+/// appends to the queue. It wakes a parked worker at once only when no worker
+/// is awake; otherwise it checks 1 ms later whether the queue made progress and
+/// wakes another worker only if it did not (the awake ones are blocked in the
+/// app). A CPU-bound app is thus served by one worker holding the GIL while
+/// requests keep coming, instead of all of them fighting over it, and a
+/// blocking app still gets all `threads` workers.
 final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
     private let gate = Gate()
     private var queue: [Request] = []
@@ -21,22 +26,27 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
     private var wakeups = 0
     /// Awake workers not inside a task (about to look at the queue).
     private var free = 0
+    /// Tasks taken from the queue so far, and the count when the pending
+    /// stall check was scheduled.
+    private var pops = 0
+    private var stallMark = 0
+    private var stallCheckScheduled = false
     private var stopping = false
     private var threads: [pthread_t] = []
     private let count: Int
-    private var runTask: (Request) -> Void
+    private var runTask: (Request, ResponseBatch) -> Void
     /// The deepest backlog seen since a worker last logged it ("Task queue
     /// depth is N" goes to the `waitress.queue` logger, which needs the GIL).
     let queueDepthToReport = ManagedAtomic<Int>(0)
 
-    init(threads: Int, runTask: @escaping (Request) -> Void) {
+    init(threads: Int, runTask: @escaping (Request, ResponseBatch) -> Void) {
         self.count = max(1, threads)
         self.runTask = runTask
         queue.reserveCapacity(64)
     }
 
     /// Sets what runs each request; before start().
-    func setRunner(_ runner: @escaping (Request) -> Void) { runTask = runner }
+    func setRunner(_ runner: @escaping (Request, ResponseBatch) -> Void) { runTask = runner }
 
     /// Starts the workers; call without the GIL held.
     func start() {
@@ -64,17 +74,52 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
                 queueDepthToReport.store(depth, ordering: .relaxed)
             }
         }
-        if parked > wakeups && waiting > free + wakeups {
+        var scheduleCheck = false
+        let awake = count - parked
+        if awake + wakeups == 0 {
             wakeups += 1
             gate.signal()
+        } else if parked > wakeups && !stallCheckScheduled {
+            stallCheckScheduled = true
+            stallMark = pops
+            scheduleCheck = true
         }
         gate.unlock()
+        if scheduleCheck {
+            scheduleStallCheck(request.eventLoop)
+        }
+    }
+
+    private func scheduleStallCheck(_ loop: EventLoop) {
+        loop.scheduleTask(in: .milliseconds(1)) { [self] in
+            checkStall(loop)
+        }
+    }
+
+    /// On the event loop: if nothing was taken from a non-empty queue since
+    /// the last look, the awake workers are blocked; wake another.
+    private func checkStall(_ loop: EventLoop) {
+        gate.lock()
+        stallCheckScheduled = false
+        var again = false
+        if queue.count - head > 0 && parked > wakeups && !stopping {
+            if pops == stallMark {
+                wakeups += 1
+                gate.signal()
+            }
+            stallCheckScheduled = true
+            stallMark = pops
+            again = true
+        }
+        gate.unlock()
+        if again { scheduleStallCheck(loop) }
     }
 
     private func pop() -> Request? {
         guard head < queue.count else { return nil }
         let request = queue[head]
         head += 1
+        pops += 1
         if head == queue.count {
             queue.removeAll(keepingCapacity: true)
             head = 0
@@ -96,6 +141,7 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
     }
 
     private func workerLoop() {
+        let batch = ResponseBatch()
         let gilState = PyGILState_Ensure()
         var threadState = PyEval_SaveThread()
         gate.lock()
@@ -116,8 +162,11 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
             PyEval_RestoreThread(threadState)
             var task: Request? = first
             while let current = task {
-                runTask(current)
+                runTask(current, batch)
                 task = gate.withLock { pop() }
+                // Hand finished responses over every few tasks, and always
+                // before parking.
+                if task == nil || batch.count >= 16 { batch.flush() }
             }
             threadState = PyEval_SaveThread()
             gate.lock()

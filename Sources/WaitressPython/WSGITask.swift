@@ -60,9 +60,14 @@ final class WSGITask {
     private var spill: SharedFile?
     private var spillLength = 0
 
-    init(app: WSGIApplication, request: Request) {
+    /// The worker's batch: response ends wait there until the worker has
+    /// drained its queue (or 16 of them), then reach the loop together.
+    let batch: ResponseBatch
+
+    init(app: WSGIApplication, request: Request, batch: ResponseBatch) {
         self.app = app
         self.request = request
+        self.batch = batch
     }
 
     var isHead: Bool { request.head.isHead }
@@ -495,6 +500,8 @@ final class WSGITask {
             disconnected = true
             return true
         }
+        // Streamed output goes out now, after any response ends already batched.
+        batch.flush()
         if spill != nil || connection.pendingMemory + buffer.readableBytes > connection.overflow {
             guard spillOut(buffer) else { return false }
         } else {
@@ -586,7 +593,7 @@ final class WSGITask {
     private func sendEnd(close: Bool) {
         let buffer = pending
         pending = nil
-        request.connection.send(.end(buffer, close: close))
+        request.connection.send(.end(buffer, close: close), batchedIn: batch)
     }
 
     // MARK: errors

@@ -36,6 +36,9 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private(set) var lastActivity = monotonicSeconds()
     private(set) var responseChannel: ResponseChannel!
 
+    /// Set once the handler is added; the loop never changes.
+    private(set) var eventLoop: EventLoop!
+
     init(core: ServerCore, listener: ListenerSpec) {
         self.core = core
         self.listener = listener
@@ -48,6 +51,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.eventLoop = context.eventLoop
         var host = "localhost"
         var port = "None"
         if !listener.isUnix, let address = context.channel.remoteAddress {

@@ -26,6 +26,16 @@ final class Outbox: @unchecked Sendable {
         }
     }
 
+    func postAll(_ batch: [(ConnectionHandler, ResponseChannel.Part)]) {
+        gate.lock()
+        let first = parts.isEmpty
+        parts.append(contentsOf: batch)
+        gate.unlock()
+        if first {
+            eventLoop.execute { self.drain() }
+        }
+    }
+
     private func drain() {
         gate.lock()
         swap(&parts, &spare)

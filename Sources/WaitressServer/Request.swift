@@ -1,3 +1,4 @@
+import NIOCore
 import WaitressHTTP
 
 /// A complete request (head and whole body) handed to the worker pool.
@@ -9,6 +10,8 @@ public final class Request: @unchecked Sendable {
     public let bodyLength: Int
     public let connection: ResponseChannel
     public let listener: ListenerSpec
+    /// The event loop of the connection (for timers a dispatcher may need).
+    public var eventLoop: EventLoop { connection.handler.eventLoop }
 
     init(head: RequestHead, body: OverflowableBuffer.Contents, bodyLength: Int, connection: ResponseChannel, listener: ListenerSpec) {
         self.head = head
