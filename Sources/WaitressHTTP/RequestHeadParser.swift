@@ -63,11 +63,21 @@ public struct RequestHeadParser: Sendable {
         var end = -1
         while position < buffer.count {
             guard let found = memchr(base + position, 10, buffer.count - position) else {
-                position = buffer.count
+                // No line end yet. A CR anywhere but in the last byte (which
+                // may start a CRLF) is a bare CR: answer now rather than wait.
+                if buffer.count - 1 > position, memchr(base + position, 13, buffer.count - 1 - position) != nil {
+                    return .failure(.badRequest("Bare CR or LF found in HTTP message"), version: .http10)
+                }
+                position = max(position, buffer.count - 1)
                 break
             }
             let lf = base.distance(to: UnsafeRawPointer(found))
             if lf == start || buffer[lf - 1] != 13 {
+                return .failure(.badRequest("Bare CR or LF found in HTTP message"), version: .http10)
+            }
+            // A CR inside the line (not its CRLF) is a bare CR: answer now, or
+            // "\r\r\n" would never be seen as the end of the head.
+            if lf - 1 > position, memchr(base + position, 13, lf - 1 - position) != nil {
                 return .failure(.badRequest("Bare CR or LF found in HTTP message"), version: .http10)
             }
             // The head ends at an empty line: CRLF directly after the previous LF.

@@ -145,6 +145,9 @@ public final class HTTPServer: @unchecked Sendable {
                 guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "dup") }
                 var bootstrap = ServerBootstrap(group: group)
                     .serverChannelOption(ChannelOptions.backlog, value: Int32(clamping: configuration.backlog))
+                    // One accept per loop iteration, so that pausing at
+                    // connection_limit takes effect before the next accept.
+                    .serverChannelOption(ChannelOptions.maxMessagesPerRead, value: 1)
                     .serverChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
                             core.limiter.add(listener: channel)
