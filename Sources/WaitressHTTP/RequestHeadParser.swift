@@ -27,6 +27,8 @@ public struct RequestHeadParser: Sendable {
     public let maxBodySize: Int
     /// Bytes of the current buffer already searched for the end of the head.
     private var scanned = 0
+    /// Leading bytes already known to be blank lines (CRLF pairs).
+    private var blankPrefix = 0
 
     public init(maxHeaderSize: Int, maxBodySize: Int) {
         self.maxHeaderSize = maxHeaderSize
@@ -44,14 +46,18 @@ public struct RequestHeadParser: Sendable {
     }
 
     /// Forget the resume offset: the caller's buffer now starts elsewhere.
-    public mutating func reset() { scanned = 0 }
+    public mutating func reset() {
+        scanned = 0
+        blankPrefix = 0
+    }
 
     public mutating func parse(_ buffer: UnsafeRawBufferPointer) -> Result {
         // RFC 9112 §2.2: ignore empty lines before the request line.
-        var start = 0
+        var start = min(blankPrefix, buffer.count)
         while start + 1 < buffer.count, buffer[start] == 13, buffer[start + 1] == 10 {
             start += 2
         }
+        blankPrefix = start
         if start == buffer.count || (start + 1 == buffer.count && buffer[start] == 13) {
             // Only blank lines so far: nothing to keep but the resume point.
             scanned = 0
@@ -95,6 +101,7 @@ public struct RequestHeadParser: Sendable {
             return .needMore
         }
         scanned = 0
+        blankPrefix = 0
         if end - start >= maxHeaderSize {
             return .failure(.headerFieldsTooLarge(limit: maxHeaderSize), version: .http10)
         }
@@ -176,6 +183,7 @@ public struct RequestHeadParser: Sendable {
                 var expect: Range<Int>? = nil
                 var connection: [Range<Int>] = []
                 var joins: [(index: Int, value: Range<Int>)] = []
+                var nameIndex: [UInt64: [Int]] = [:]
 
                 // Header fields, each "name:" OWS value OWS CRLF, until the empty line.
                 while i < count - 2 {
@@ -239,15 +247,37 @@ public struct RequestHeadParser: Sendable {
                         connection.append(value)
                     }
                     // Repeated names are joined with ", " (Waitress, RFC 9110 §5.3).
-                    var joined = false
-                    for (index, field) in fields.enumerated() where field.name.count == name.count {
-                        if memcmp(bytes.baseAddress! + field.name.lowerBound, bytes.baseAddress! + name.lowerBound, name.count) == 0 {
-                            joins.append((index, value))
-                            joined = true
-                            break
+                    // A linear scan for the usual handful of fields; past that a
+                    // hash index, so a head of thousands of names stays linear.
+                    let base = bytes.baseAddress!
+                    var existing: Int? = nil
+                    if fields.count < 24 {
+                        for (index, field) in fields.enumerated() where field.name.count == name.count {
+                            if memcmp(base + field.name.lowerBound, base + name.lowerBound, name.count) == 0 {
+                                existing = index
+                                break
+                            }
+                        }
+                    } else {
+                        if nameIndex.isEmpty {
+                            for (index, field) in fields.enumerated() {
+                                nameIndex[hashName(base, field.name), default: []].append(index)
+                            }
+                        }
+                        let hash = hashName(base, name)
+                        for index in nameIndex[hash] ?? [] where fields[index].name.count == name.count {
+                            if memcmp(base + fields[index].name.lowerBound, base + name.lowerBound, name.count) == 0 {
+                                existing = index
+                                break
+                            }
+                        }
+                        if existing == nil {
+                            nameIndex[hash, default: []].append(fields.count)
                         }
                     }
-                    if !joined {
+                    if let index = existing {
+                        joins.append((index, value))
+                    } else {
                         fields.append(HeaderField(name: name, value: value))
                     }
                 }
@@ -308,19 +338,45 @@ public struct RequestHeadParser: Sendable {
 }
 
 extension RequestHead {
-    /// Appends each joined value ("first, second") to `storage` and points the
-    /// first field at it.
+    /// Builds each joined value ("first, second, ...") once, at the end of
+    /// `storage`, and points the first field at it: linear in the head size
+    /// however many repeats there are.
     mutating func applyJoins(_ joins: RequestHeadParser.Joins) {
+        guard !joins.isEmpty else { return }
+        var extra: [Int: [Range<Int>]] = [:]
+        var order: [Int] = []
         for (index, value) in joins {
-            let first = fields[index].value
-            let newStart = storage.count
-            storage.append(contentsOf: storage[first])
-            storage.append(UInt8(ascii: ","))
-            storage.append(UInt8(ascii: " "))
-            storage.append(contentsOf: storage[value])
-            fields[index].value = newStart..<storage.count
+            if extra[index] == nil { order.append(index) }
+            extra[index, default: []].append(value)
+        }
+        var appended: [UInt8] = []
+        var newRanges: [(Int, Range<Int>)] = []
+        let base = storage.count
+        for index in order {
+            let start = base + appended.count
+            appended.append(contentsOf: storage[fields[index].value])
+            for value in extra[index]! {
+                appended.append(UInt8(ascii: ","))
+                appended.append(UInt8(ascii: " "))
+                appended.append(contentsOf: storage[value])
+            }
+            newRanges.append((index, start..<(base + appended.count)))
+        }
+        storage.append(contentsOf: appended)
+        for (index, range) in newRanges {
+            fields[index].value = range
         }
     }
+}
+
+/// FNV-1a over a field name, for the name index of very large heads.
+@inline(__always)
+func hashName(_ base: UnsafeMutableRawPointer, _ range: Range<Int>) -> UInt64 {
+    var hash: UInt64 = 14_695_981_039_346_656_037
+    for i in range {
+        hash = (hash ^ UInt64(base.load(fromByteOffset: i, as: UInt8.self))) &* 1_099_511_628_211
+    }
+    return hash
 }
 
 @inline(__always)

@@ -32,6 +32,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var readingPaused = false
     /// After an error response: input is read and dropped until the client closes.
     private var discarding = false
+    /// The client shut down its sending side (read EOF).
+    private var peerClosed = false
     private var needsFlush = false
     private(set) var lastActivity = monotonicSeconds()
     private(set) var responseChannel: ResponseChannel!
@@ -124,7 +126,9 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             if discarding || !inService {
                 context.close(promise: nil)
             } else {
-                closing = true
+                // Requests already complete in the buffer are still answered
+                // (RFC 9112 §9.6); the connection closes when none is left.
+                peerClosed = true
                 responseChannel.markPeerClosed()
             }
             return
@@ -147,6 +151,10 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         while !inService && !closing {
             guard var buffer = cumulation, buffer.readableBytes > 0 else {
                 cumulation = nil
+                if peerClosed {
+                    closeAfterFlush()
+                    return
+                }
                 if readingPaused { setReading(true) }
                 return
             }
@@ -167,6 +175,10 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                     dispatch(state.head, body: state.buffer)
                 } else {
                     bodyState = state
+                    if peerClosed {
+                        closeAfterFlush()
+                        return
+                    }
                     if readingPaused { setReading(true) }
                     return
                 }
@@ -176,10 +188,15 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             switch result {
             case .needMore:
                 if buffer.readerIndex > 0 && buffer.readableBytes < 1024 {
+                    // Offsets are relative to the readable bytes: the parser's
+                    // resume point stays valid.
                     buffer.discardReadBytes()
-                    parser.reset()
                 }
                 cumulation = buffer
+                if peerClosed {
+                    closeAfterFlush()
+                    return
+                }
                 if readingPaused { setReading(true) }
                 return
             case .failure(let error, let version):
@@ -305,6 +322,16 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             if context.channel.isWritable {
                 process()
             }
+        }
+    }
+
+    /// Closes once what was written has been flushed.
+    private func closeAfterFlush() {
+        guard let context = context else { return }
+        closing = true
+        needsFlush = false
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0)))).whenComplete { _ in
+            context.close(promise: nil)
         }
     }
 

@@ -107,10 +107,29 @@ final class HeaderFieldTests: XCTestCase {
         assertFailure("GET / HTTP/1.1\r\nX: a \u{7F}\r\n\r\n", badRequest("Invalid header value"))
     }
 
-    func testBareCRInValueIs400() {
-        assertFailure("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", badRequest("Invalid header value"))
-        assertFailure("GET / HTTP/1.1\r\nX: a\r\r\n\r\n", badRequest("Invalid header value"))
-        assertFailure("GET / HTTP/1.1\r\nX: a\r\nY\r: b\r\n\r\n", badRequest("Invalid header"))
+    func testBareCRIs400() {
+        let bare = badRequest("Bare CR or LF found in HTTP message")
+        assertFailure("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", bare, version: .http10)
+        assertFailure("GET / HTTP/1.1\r\nX: a\r\r\n\r\n", bare, version: .http10)
+        assertFailure("GET / HTTP/1.1\r\nX: a\r\nY\r: b\r\n\r\n", bare, version: .http10)
+        assertFailure("GET / HTTP/1.1\r\nX: \r\r\r\n\r\n", bare, version: .http10)
+    }
+
+    func testCRBeforeTheFinalCRLFIs400NotAHang() {
+        // "\r\r\n" as the blank line must not leave the parser waiting for a
+        // CRLFCRLF that never comes.
+        let text = "GET / HTTP/1.1\r\nHost: h\r\n\r\r\n"
+        let bare = RequestError.badRequest("Bare CR or LF found in HTTP message")
+        XCTAssertEqual(parseWhole(latin1(text)), .failure(bare, .http10))
+        XCTAssertEqual(parseByteByByte(latin1(text)).outcome, .failure(bare, .http10))
+    }
+
+    func testCRAtTheEndOfAPieceWaitsForTheNextByte() {
+        // The last byte may be the CR of a CRLF still on its way.
+        for text in ["GET / HTTP/1.1\r", "GET / HTTP/1.1\r\nHost: h\r", "GET / HTTP/1.1\r\nHost: h\r\n\r"] {
+            XCTAssertEqual(parseWhole(latin1(text)), .needMore, text.debugDescription)
+            XCTAssertEqual(parseByteByByte(latin1(text)).outcome, .needMore, text.debugDescription)
+        }
     }
 
     func testBareLFIs400AtOnce() {

@@ -158,8 +158,15 @@ final class RequestLineTests: XCTestCase {
     }
 
     func testBareCRInRequestLineIs400() {
-        assertFailure("GET / HTTP/1.1\rX\r\n\r\n", badRequest("Start line is invalid"), version: .http10)
-        assertFailure("GET /\r HTTP/1.1\r\n\r\n", badRequest("Start line is invalid"), version: .http10)
+        let bare = badRequest("Bare CR or LF found in HTTP message")
+        assertFailure("GET / HTTP/1.1\rX\r\n\r\n", bare, version: .http10)
+        assertFailure("GET /\r HTTP/1.1\r\n\r\n", bare, version: .http10)
+        assertFailure("GET / HTTP/1.1\r\r\n\r\n", bare, version: .http10)
+        assertFailure("\r\r\nGET / HTTP/1.1\r\n\r\n", bare, version: .http10)
+        // Answered once the byte after the CR shows it is bare, without waiting for a line end.
+        let early = parseByteByByte(latin1("GET /\rX HTTP/1.1"))
+        XCTAssertEqual(early.outcome, .failure(bare, .http10))
+        XCTAssertEqual(early.at, 7)
     }
 
     func testLeadingCRLFsAreIgnored() throws {

@@ -52,7 +52,7 @@ final class ConnectionHandlerTests: XCTestCase {
         let loop = EmbeddedEventLoop()
         let channel = EmbeddedChannel(loop: loop)
         channel.remoteAddress = try SocketAddress(ipAddress: "192.0.2.7", port: 51234)
-        let core = ServerCore(configuration: ServerConfiguration(), dispatcher: RecordingDispatcher(), eventLoop: loop)
+        let core = ServerCore(configuration: ServerConfiguration(), dispatcher: RecordingDispatcher(), eventLoop: loop, logs: LogRelay())
         let handler = ConnectionHandler(
             core: core, listener: ListenerSpec(descriptor: -1, isUnix: false, serverName: "h", serverPort: "80"))
         try channel.pipeline.syncOperations.addHandler(handler)
@@ -225,7 +225,7 @@ final class ConnectionHandlerTests: XCTestCase {
         let loop = EmbeddedEventLoop()
         let channel = EmbeddedChannel(loop: loop)
         let dispatcher = AnsweringDispatcher()
-        let core = ServerCore(configuration: ServerConfiguration(), dispatcher: dispatcher, eventLoop: loop)
+        let core = ServerCore(configuration: ServerConfiguration(), dispatcher: dispatcher, eventLoop: loop, logs: LogRelay())
         try channel.pipeline.syncOperations.addHandler(
             ConnectionHandler(
                 core: core, listener: ListenerSpec(descriptor: -1, isUnix: false, serverName: "h", serverPort: "80")))
@@ -233,11 +233,7 @@ final class ConnectionHandlerTests: XCTestCase {
         try channel.writeInbound(
             channel.allocator.buffer(string: "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n"))
         loop.run()
-        var written = ""
-        while let buffer = try channel.readOutbound(as: ByteBuffer.self) {
-            written += String(buffer: buffer)
-        }
-        XCTAssertEqual(written, "[/1][/2][/3]")
+        XCTAssertEqual(try writtenText(channel), "[/1][/2][/3]")
         XCTAssertEqual(dispatcher.targets, ["/1", "/2", "/3"])
         XCTAssertTrue(channel.isActive)
         _ = try channel.finish(acceptAlreadyClosed: true)
@@ -350,6 +346,7 @@ final class ConnectionHandlerTests: XCTestCase {
             ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
              .badRequest("Transfer-Encoding is not allowed in HTTP/1.0 requests"), "1.0"),
             ("GET / HTTP/1.1\nHost: h\n\n", .badRequest("Bare CR or LF found in HTTP message"), "1.0"),
+            ("GET / HTTP/1.1\r\nHost: h\r\n\r\r\n", .badRequest("Bare CR or LF found in HTTP message"), "1.0"),
             ("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", .badRequest("Content-Length is invalid"), "1.1"),
         ]
         for (input, error, version) in cases {
@@ -377,6 +374,34 @@ final class ConnectionHandlerTests: XCTestCase {
         XCTAssertEqual(withoutDates(try harness.written()), "A" + errorResponse(.badRequest("Invalid header"), version: "1.1"))
         XCTAssertFalse(harness.isOpen)
         XCTAssertEqual(harness.requests.count, 1, "nothing after a malformed request is served")
+    }
+
+    func testErrorCloseLingersThenDropsWhatTheClientStillSends() throws {
+        // A real socket stays readable after shutting its output down.
+        harness.closes.holdOutputClose = true
+        try harness.send("GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+        XCTAssertEqual(withoutDates(try harness.written()), errorResponse(.badRequest("Invalid header"), version: "1.1"))
+        XCTAssertEqual(harness.closes.modes, [.output], "our side is shut for writing once the page is flushed")
+        XCTAssertTrue(harness.isOpen)
+        // What follows is read and dropped: never parsed, never answered.
+        try harness.send("GET /after HTTP/1.1\r\n\r\n")
+        try harness.send("more garbage\n\n")
+        XCTAssertTrue(harness.requests.isEmpty)
+        XCTAssertEqual(try harness.written(), "")
+        // The client closing its side ends it.
+        harness.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        XCTAssertFalse(harness.isOpen)
+    }
+
+    func testErrorCloseIsBoundedInTime() throws {
+        harness.closes.holdOutputClose = true
+        try harness.send("GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+        XCTAssertTrue(harness.isOpen)
+        harness.loop.advanceTime(by: .milliseconds(ConnectionHandler.lingerSeconds * 1000 - 1))
+        XCTAssertTrue(harness.isOpen)
+        harness.loop.advanceTime(by: .milliseconds(1))
+        XCTAssertFalse(harness.isOpen, "a client that never closes is cut off after the linger time")
+        XCTAssertEqual(harness.closes.modes, [.output, .all])
     }
 
     func testHeaderTooLargeSplitOverManyWrites() throws {
@@ -472,8 +497,13 @@ final class ConnectionHandlerTests: XCTestCase {
 
     func testHalfCloseWhileInServiceClosesAfterTheResponse() throws {
         try harness.send("GET / HTTP/1.1\r\n\r\n")
+        let connection = try harness.request(0).connection
+        XCTAssertFalse(connection.clientDisconnected)
         harness.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         XCTAssertTrue(harness.isOpen, "the response must still go out")
+        // waitress.client_disconnected turns true for the app.
+        XCTAssertTrue(connection.clientDisconnected)
+        XCTAssertTrue(connection.isOpen)
         try harness.respond(harness.request(0), "bye")
         XCTAssertEqual(try harness.written(), "bye")
         XCTAssertFalse(harness.isOpen)
@@ -544,10 +574,22 @@ final class ConnectionHandlerTests: XCTestCase {
         XCTAssertFalse(channel.isActive)
     }
 
-    func testErrorCaughtClosesTheConnection() throws {
+    func testErrorCaughtClosesTheConnectionAndIsLogged() throws {
         struct Reset: Error {}
         harness.channel.pipeline.fireErrorCaught(Reset())
         XCTAssertFalse(harness.isOpen)
+        let records = harness.core.logs.drain()
+        XCTAssertEqual(records.count, 1)
+        XCTAssertEqual(records.first?.level, .error)
+        XCTAssertTrue(records.first?.message.hasPrefix("Socket error") == true, "\(records)")
+    }
+
+    func testSocketErrorsAreNotLoggedWhenDisabled() throws {
+        try use { $0.logSocketErrors = false }
+        struct Reset: Error {}
+        harness.channel.pipeline.fireErrorCaught(Reset())
+        XCTAssertFalse(harness.isOpen)
+        XCTAssertTrue(harness.core.logs.drain().isEmpty)
     }
 
     func testBytesAfterAResponseThatClosedAreIgnored() throws {

@@ -29,14 +29,17 @@ final class ConnectionHarness {
     let dispatcher = RecordingDispatcher()
     let core: ServerCore
     let handler: ConnectionHandler
+    let closes = CloseRecorder()
 
     init(file: StaticString = #filePath, line: UInt = #line, _ configure: (inout ServerConfiguration) -> Void = { _ in }) throws {
         var configuration = ServerConfiguration()
         configure(&configuration)
         channel = EmbeddedChannel(loop: loop)
-        core = ServerCore(configuration: configuration, dispatcher: dispatcher, eventLoop: loop)
+        core = ServerCore(configuration: configuration, dispatcher: dispatcher, eventLoop: loop, logs: LogRelay())
         handler = ConnectionHandler(
             core: core, listener: ListenerSpec(descriptor: -1, isUnix: false, serverName: "localhost", serverPort: "8080"))
+        // Outbound events travel tail to head: the recorder sees the handler's closes.
+        try channel.pipeline.syncOperations.addHandler(closes)
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
     }
@@ -69,11 +72,7 @@ final class ConnectionHarness {
 
     /// What the connection has written and flushed so far, as latin-1 text.
     func written() throws -> String {
-        var text = ""
-        while let buffer = try channel.readOutbound(as: ByteBuffer.self) {
-            text += latin1String(buffer.readableBytesView)
-        }
-        return text
+        try writtenText(channel)
     }
 
     /// Answers a request the way a worker does, then lets the event loop run
@@ -87,6 +86,39 @@ final class ConnectionHarness {
         if channel.isActive {
             _ = try? channel.finish(acceptAlreadyClosed: true)
         }
+    }
+}
+
+/// What a channel has written and flushed so far, as latin-1 text; a file
+/// region shows as "<file offset+length>".
+func writtenText(_ channel: EmbeddedChannel) throws -> String {
+    var text = ""
+    while let data = try channel.readOutbound(as: IOData.self) {
+        switch data {
+        case .byteBuffer(let buffer):
+            text += latin1String(buffer.readableBytesView)
+        case .fileRegion(let region):
+            text += "<file \(region.readerIndex)+\(region.readableBytes)>"
+        }
+    }
+    return text
+}
+
+/// Records the closes that reach it; with `holdOutputClose` it keeps a
+/// `close(mode: .output)` from reaching the EmbeddedChannel (which can't
+/// half-close and would close entirely), as a real socket stays readable.
+final class CloseRecorder: ChannelOutboundHandler {
+    typealias OutboundIn = IOData
+    private(set) var modes: [CloseMode] = []
+    var holdOutputClose = false
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        modes.append(mode)
+        if mode == .output && holdOutputClose {
+            promise?.succeed(())
+            return
+        }
+        context.close(mode: mode, promise: promise)
     }
 }
 
