@@ -4,7 +4,7 @@ import WaitressPython
 // The entry point CPython looks up when importing `waitress._native`.
 @_cdecl("PyInit__native")
 public func PyInit__native() -> UnsafeMutablePointer<PyObject>? {
-    guard let module = wp_module_create("waitress._native", "The Swift core of waitress (private).", nil) else {
+    guard let module = wp_module_create("waitress._native", "The Swift core of waitress (private).", NativeModule.methods) else {
         return nil
     }
     guard NativeModule.prepare(), let engineType = EngineType.makeType() else {

@@ -117,7 +117,22 @@ public enum EngineType {
         let ident = string("ident", "waitress")
         c.ident = (ident?.isEmpty ?? true) ? nil : ident
         let threads = int("threads", 4)
+        func attribute(_ name: String) -> PyPtr? {
+            guard let value = PyObject_GetAttrString(adj, name) else {
+                PyErr_Clear()
+                return nil
+            }
+            return value
+        }
+        let trustedProxy = attribute("trusted_proxy")
+        let trustedCount = attribute("trusted_proxy_count")
+        let trustedHeaders = attribute("trusted_proxy_headers")
+        let proxy = ProxyBridge.configuration(
+            trustedProxy: trustedProxy, count: trustedCount, headers: trustedHeaders,
+            clear: bool("clear_untrusted_proxy_headers", true), log: bool("log_untrusted_proxy_headers", false))
+        for object in [trustedProxy, trustedCount, trustedHeaders] { if let o = object { wp_decref(o) } }
         let options = WSGIApplication.Options(
+            proxy: proxy,
             ident: c.ident, urlPrefix: string("url_prefix", "") ?? "", urlScheme: string("url_scheme", "http") ?? "http",
             exposeTracebacks: bool("expose_tracebacks", false))
         if failed { return nil }

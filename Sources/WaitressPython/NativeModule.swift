@@ -4,6 +4,16 @@
 public enum NativeModule {
     public static let version = "3.0.2"
 
+    /// Module-level functions (a static table: CPython keeps the pointer).
+    public static let methods: UnsafeMutablePointer<PyMethodDef> = {
+        let table = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 2)
+        table[0] = PyMethodDef(
+            ml_name: UnsafePointer(strdup("apply_proxy_headers")), ml_meth: ProxyBridge.function, ml_flags: METH_VARARGS,
+            ml_doc: UnsafePointer(strdup("Apply the proxy-header rules to a WSGI environ in place.")))
+        table[1] = PyMethodDef(ml_name: nil, ml_meth: nil, ml_flags: 0, ml_doc: nil)
+        return table
+    }()
+
     public static func prepare() -> Bool {
         if NativeCallable.type == nil {
             NativeCallable.type = NativeCallable.makeType()

@@ -16,6 +16,7 @@ final class WSGIApplication {
     let identString: String?
     let urlPrefix: [UInt8]
     let exposeTracebacks: Bool
+    let proxy: ProxyConfiguration?
     let bytesIO: PyPtr
     let openFile: PyPtr
     let formatExceptionFunction: PyPtr
@@ -26,6 +27,8 @@ final class WSGIApplication {
     private var dateCache = HTTPDateCache()
 
     struct Options {
+        /// nil when the proxy-header rules are off.
+        var proxy: ProxyConfiguration?
         var ident: String?
         var urlPrefix: String
         var urlScheme: String
@@ -54,6 +57,7 @@ final class WSGIApplication {
         self.ident = options.ident.map { Array($0.utf8) }
         self.urlPrefix = Array(options.urlPrefix.utf8)
         self.exposeTracebacks = options.exposeTracebacks
+        self.proxy = options.proxy
         for listener in listeners {
             guard let template = makeTemplate(listener, options) else { return nil }
             templates.append((listener.descriptor, template))
@@ -100,8 +104,24 @@ final class WSGIApplication {
 
     // MARK: environ
 
-    /// PEP 3333's environ plus Waitress's extras; nil with a Python error set.
-    func buildEnviron(for request: Request) -> PyPtr? {
+    /// PEP 3333's environ plus Waitress's extras, with the proxy-header rules
+    /// applied; nil with a Python error set. `rejected` is set (and the environ
+    /// still returned) when a trusted proxy header is malformed: the request is
+    /// answered 400 without calling the app, as Waitress's middleware does.
+    func buildEnviron(for request: Request, rejected: inout String?) -> PyPtr? {
+        guard let environ = baseEnviron(for: request) else { return nil }
+        if let proxy = proxy, ProxyBridge.hasProxyHeaders(environ) {
+            guard let (warnings, failure) = ProxyBridge.apply(environ, proxy) else {
+                wp_decref(environ)
+                return nil
+            }
+            for warning in warnings { warn(warning) }
+            rejected = failure?.detail
+        }
+        return environ
+    }
+
+    private func baseEnviron(for request: Request) -> PyPtr? {
         let descriptor = request.listener.descriptor
         guard let template = templates.first(where: { $0.descriptor == descriptor }),
             let environ = PyDict_Copy(template.environ)

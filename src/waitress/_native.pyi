@@ -4,9 +4,24 @@ The native module is private; the public API lives in the pure-Python modules
 of this package.  Nothing here starts a thread or an event loop until
 ``Engine.run()`` is called.
 """
-from typing import Any, Callable, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 __version__: str
+
+def apply_proxy_headers(
+    environ: Dict[str, Any],
+    trusted_proxy: Optional[str],
+    trusted_proxy_count: int,
+    trusted_proxy_headers: Set[str],
+    clear_untrusted: bool,
+    log_untrusted: bool,
+) -> Tuple[Optional[Tuple[str, str, str, str]], List[str]]:
+    """Apply the proxy-header rules to ``environ`` in place.
+
+    Returns ``(malformed, warnings)``: ``malformed`` is None, or
+    ``(header, reason, value, detail)`` for a trusted header that can't be
+    used (answer 400 with ``detail``); ``warnings`` are the messages to log.
+    """
 
 class Engine:
     """One server instance: an event loop for all listeners plus a worker pool.

@@ -30,6 +30,7 @@ static inline int wp_is_list(PyObject *o) { return PyList_Check(o); }
 static inline int wp_is_exact_list(PyObject *o) { return PyList_CheckExact(o); }
 static inline int wp_is_exact_tuple(PyObject *o) { return PyTuple_CheckExact(o); }
 static inline int wp_is_long(PyObject *o) { return PyLong_Check(o); }
+static inline int wp_is_dict(PyObject *o) { return PyDict_Check(o); }
 static inline int wp_type_check(PyObject *o, PyObject *type) { return PyObject_TypeCheck(o, (PyTypeObject *)type); }
 
 static inline Py_ssize_t wp_bytes_size(PyObject *o) { return PyBytes_GET_SIZE(o); }
