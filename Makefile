@@ -4,7 +4,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: serve test install swift-test py-test fuzz-smoke clean
+.PHONY: serve test install swift-test py-test py-other fuzz-smoke clean
+
+# The other interpreters the suite runs on (pyenv's, as on this machine kind).
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+OTHER_PYTHONS ?= 3.9 3.13
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +32,18 @@ py-test: install
 fuzz-smoke:
 	fuzz/run.sh 30
 
-test: swift-test py-test fuzz-smoke
+# Unit and functional tests on the other supported interpreters.
+py-other:
+	set -e; for v in $(OTHER_PYTHONS); do \
+	  exe=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python3 | sort -V | tail -1); \
+	  test -x "$$exe" || { echo "Python $$v not found under $(PYENV_ROOT)"; exit 1; }; \
+	  [ -x .venv-$$v/bin/python ] || $$exe -m venv .venv-$$v; \
+	  .venv-$$v/bin/python -m pip install --quiet --upgrade pip; \
+	  .venv-$$v/bin/python -m pip install --quiet ".[testing]"; \
+	  (cd tests && ../.venv-$$v/bin/python -m pytest -q -p no:cacheprovider unit functional); \
+	done
+
+test: swift-test py-test py-other fuzz-smoke
 
 clean:
 	rm -rf .build .build-* $(VENV) build src/*.egg-info
