@@ -47,6 +47,24 @@ public struct RequestHead: Sendable {
             && storage[method.lowerBound + 3] == UInt8(ascii: "D")
     }
 
+    /// Whether a field is one of the six proxy headers (X-Forwarded-For,
+    /// -Host, -Proto, -Port, -By, Forwarded): only then can the proxy rules
+    /// change anything.
+    public var hasProxyHeaderField: Bool {
+        storage.withUnsafeBytes { bytes in
+            fields.contains { field in
+                let name = UnsafeRawBufferPointer(rebasing: bytes[field.name])
+                if name.count == 9 { return bytesEqual(name, "FORWARDED") }
+                guard name.count >= 14, bytesEqual(UnsafeRawBufferPointer(rebasing: name[0..<12]), "X_FORWARDED_") else {
+                    return false
+                }
+                let rest = UnsafeRawBufferPointer(rebasing: name[12...])
+                return bytesEqual(rest, "FOR") || bytesEqual(rest, "HOST") || bytesEqual(rest, "PROTO")
+                    || bytesEqual(rest, "PORT") || bytesEqual(rest, "BY")
+            }
+        }
+    }
+
     /// The value of the first field with this WSGI-form name, if any.
     public func field(_ wsgiName: String) -> [UInt8]? {
         let name = Array(wsgiName.utf8)

@@ -386,11 +386,15 @@ func bytesEqual(_ bytes: UnsafeRawBufferPointer, _ upper: StaticString) -> Bool 
 }
 
 /// Content-Length = 1*DIGIT (RFC 9110 §8.6), guarded against overflow: more than
-/// 18 digits can't be a length this server accepts, so it is invalid.
+/// 18 significant digits can't be a length this server accepts, so it is invalid.
 func parseContentLength(_ bytes: UnsafeRawBufferPointer) -> Int? {
-    guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
+    guard !bytes.isEmpty else { return nil }
+    // Leading zeros carry no value ("0005" is 5); count only the rest.
+    var first = 0
+    while first < bytes.count - 1, bytes[first] == UInt8(ascii: "0") { first += 1 }
+    guard bytes.count - first <= 18 else { return nil }
     var value = 0
-    for b in bytes {
+    for b in bytes[first...] {
         guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else { return nil }
         value = value * 10 + Int(b - UInt8(ascii: "0"))
     }

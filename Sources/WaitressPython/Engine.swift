@@ -133,10 +133,19 @@ final class TaskRunner {
         self.dispatcher = dispatcher
     }
 
+    /// When the queue-depth warning was last logged: at most once a second,
+    /// with the deepest backlog seen meanwhile (a log line per queued task
+    /// would cost more than the requests under load).
+    private var lastDepthReport = 0.0
+
     func run(_ request: Request, _ batch: ResponseBatch) {
-        let depth = dispatcher.queueDepthToReport.exchange(0, ordering: .relaxed)
-        if depth > 0 {
-            app.queueWarning("Task queue depth is \(depth)")
+        if dispatcher.queueDepthToReport.load(ordering: .relaxed) > 0 {
+            let now = monotonicSeconds()
+            if now - lastDepthReport >= 1 {
+                lastDepthReport = now
+                let depth = dispatcher.queueDepthToReport.exchange(0, ordering: .relaxed)
+                if depth > 0 { app.queueWarning("Task queue depth is \(depth)") }
+            }
         }
         WSGITask(app: app, request: request, batch: batch).run()
     }

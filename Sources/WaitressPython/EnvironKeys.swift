@@ -29,6 +29,7 @@ final class EnvironKeys {
     let clientDisconnected = pyInterned("waitress.client_disconnected")
 
     let closeName = pyInterned("close")
+    let stderrName = pyInterned("stderr")
     let lenName = pyInterned("__len__")
     let http10 = pyInterned("HTTP/1.0")
     let http11 = pyInterned("HTTP/1.1")

@@ -15,11 +15,6 @@ enum ProxyBridge {
     /// Environ keys of the six proxy headers, made once.
     static let environKeys: [(ProxyHeader, PyPtr)] = ProxyHeader.allCases.map { ($0, pyInterned($0.environKey)) }
 
-    /// Whether the environ holds any proxy header (if not, nothing can change).
-    static func hasProxyHeaders(_ environ: PyPtr) -> Bool {
-        environKeys.contains { PyDict_GetItem(environ, $0.1) != nil }
-    }
-
     /// Mutates `environ`; returns the warnings to log and, for a malformed
     /// header, what to answer. nil with a Python error set on failure.
     static func apply(_ environ: PyPtr, _ config: ProxyConfiguration) -> (warnings: [String], failure: Failure?)? {

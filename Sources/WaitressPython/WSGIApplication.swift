@@ -25,6 +25,8 @@ final class WSGIApplication {
     /// Environ entries that are the same for every request on a listener.
     private var templates: [(descriptor: Int32, environ: PyPtr)] = []
     private var dateCache = HTTPDateCache()
+    /// sys.__dict__, for reading sys.stderr per request without building a key.
+    private let sysDict: PyPtr
 
     struct Options {
         /// nil when the proxy-header rules are off.
@@ -40,8 +42,12 @@ final class WSGIApplication {
             let openFile = importAttribute("io", "open"),
             let formatException = importAttribute("traceback", "format_exception"),
             let wrapper = importAttribute("waitress.buffers", "ReadOnlyFileBasedBuffer"),
-            let disconnected = importAttribute("waitress.channel", "ClientDisconnected")
+            let disconnected = importAttribute("waitress.channel", "ClientDisconnected"),
+            let sys = PyImport_ImportModule("sys")
         else { return nil }
+        self.sysDict = PyModule_GetDict(sys)!
+        wp_incref(sysDict)
+        wp_decref(sys)
         wp_incref(application)
         wp_incref(logger)
         wp_incref(queueLogger)
@@ -66,7 +72,7 @@ final class WSGIApplication {
 
     deinit {
         for template in templates { wp_decref(template.environ) }
-        for object in [application, logger, queueLogger, bytesIO, openFile, formatExceptionFunction, clientDisconnectedError] {
+        for object in [application, logger, queueLogger, bytesIO, openFile, formatExceptionFunction, clientDisconnectedError, sysDict] {
             wp_decref(object)
         }
         if let wrapper = fileWrapperType { wp_decref(wrapper) }
@@ -93,6 +99,13 @@ final class WSGIApplication {
         set(keys.wsgiMultiprocess, wp_new_bool(0))
         set(keys.wsgiRunOnce, wp_new_bool(0))
         set(keys.wsgiInputTerminated, wp_new_bool(1))
+        // Placeholders for the keys every request sets: a copy of this dict
+        // then has room for them (and a few header fields) without resizing.
+        for key in [keys.requestMethod, keys.pathInfo, keys.queryString, keys.requestURI, keys.serverProtocol,
+                    keys.remoteAddr, keys.remoteHost, keys.remotePort, keys.wsgiErrors, keys.wsgiInput,
+                    keys.clientDisconnected] {
+            set(key, wp_new_none())
+        }
         if let wrapper = fileWrapperType {
             wp_incref(wrapper)
             set(keys.wsgiFileWrapper, wrapper)
@@ -110,7 +123,7 @@ final class WSGIApplication {
     /// answered 400 without calling the app, as Waitress's middleware does.
     func buildEnviron(for request: Request, rejected: inout String?) -> PyPtr? {
         guard let environ = baseEnviron(for: request) else { return nil }
-        if let proxy = proxy, ProxyBridge.hasProxyHeaders(environ) {
+        if let proxy = proxy, request.head.hasProxyHeaderField {
             guard let (warnings, failure) = ProxyBridge.apply(environ, proxy) else {
                 wp_decref(environ)
                 return nil
@@ -163,13 +176,13 @@ final class WSGIApplication {
             return nil
         }
         let connection = request.connection
-        guard let host = pyString(connection.remoteHost) else {
+        guard let host = pyLatin1(connection.remoteHostBytes) else {
             wp_decref(environ)
             return nil
         }
         wp_incref(host)
         guard set(keys.remoteAddr, host), set(keys.remoteHost, host),
-            set(keys.remotePort, pyString(connection.remotePort))
+            set(keys.remotePort, pyLatin1(connection.remotePortBytes))
         else {
             wp_decref(environ)
             return nil
@@ -181,7 +194,7 @@ final class WSGIApplication {
             }
         }
         // sys.stderr at request time, as Waitress does.
-        let stderr = PySys_GetObject("stderr") ?? wp_none()
+        let stderr = PyDict_GetItem(sysDict, keys.stderrName) ?? wp_none()
         wp_incref(stderr)
         guard set(keys.wsgiErrors, stderr), set(keys.wsgiInput, makeInput(request)) else {
             wp_decref(environ)

@@ -65,6 +65,8 @@ public final class ResponseChannel: @unchecked Sendable {
     /// them ("localhost" and "None" on a Unix socket).
     public let remoteHost: String
     public let remotePort: String
+    public let remoteHostBytes: [UInt8]
+    public let remotePortBytes: [UInt8]
 
     init(handler: ConnectionHandler, outbox: Outbox, highWatermark: Int, overflow: Int, remoteHost: String, remotePort: String) {
         self.handler = handler
@@ -73,6 +75,8 @@ public final class ResponseChannel: @unchecked Sendable {
         self.overflow = overflow
         self.remoteHost = remoteHost
         self.remotePort = remotePort
+        self.remoteHostBytes = Array(remoteHost.utf8)
+        self.remotePortBytes = Array(remotePort.utf8)
     }
 
     public var isOpen: Bool { isOpenFlag.load(ordering: .relaxed) }
