@@ -320,13 +320,25 @@ final class WSGITask {
         }
         status = statusBytes
         let headerList = wp_tuple_item(args, 1)!
-        guard let iterator = PyObject_GetIter(headerList) else { return nil }
-        defer { wp_decref(iterator) }
-        while let item = PyIter_Next(iterator) {
-            defer { wp_decref(item) }
-            guard addHeader(item) else { return nil }
+        if wp_is_exact_list(headerList) != 0 {
+            // The usual case, without an iterator object.
+            var i = 0
+            while i < wp_list_size(headerList) {
+                let item = wp_list_item(headerList, i)!
+                wp_incref(item)
+                defer { wp_decref(item) }
+                guard addHeader(item) else { return nil }
+                i += 1
+            }
+        } else {
+            guard let iterator = PyObject_GetIter(headerList) else { return nil }
+            defer { wp_decref(iterator) }
+            while let item = PyIter_Next(iterator) {
+                defer { wp_decref(item) }
+                guard addHeader(item) else { return nil }
+            }
+            if PyErr_Occurred() != nil { return nil }
         }
-        if PyErr_Occurred() != nil { return nil }
         return NativeCallable.make { [unowned self] args, _ in
             guard wp_tuple_size(args) == 1 else {
                 return raise(PyExc_TypeError, "write() takes exactly one argument")
@@ -345,11 +357,22 @@ final class WSGITask {
     }
 
     private func addHeader(_ item: PyPtr) -> Bool {
-        guard PySequence_Check(item) == 1, PySequence_Size(item) == 2,
-            let name = PySequence_GetItem(item, 0), let value = PySequence_GetItem(item, 1)
-        else {
-            if PyErr_Occurred() == nil { raise(PyExc_AssertionError, "Header must be a (name, value) tuple") }
-            return false
+        let name: PyPtr
+        let value: PyPtr
+        if wp_is_exact_tuple(item) != 0 && wp_tuple_size(item) == 2 {
+            name = wp_tuple_item(item, 0)!
+            value = wp_tuple_item(item, 1)!
+            wp_incref(name)
+            wp_incref(value)
+        } else {
+            guard PySequence_Check(item) == 1, PySequence_Size(item) == 2,
+                let n = PySequence_GetItem(item, 0), let v = PySequence_GetItem(item, 1)
+            else {
+                if PyErr_Occurred() == nil { raise(PyExc_AssertionError, "Header must be a (name, value) tuple") }
+                return false
+            }
+            name = n
+            value = v
         }
         defer { wp_decref(name); wp_decref(value) }
         func describe() -> String {
