@@ -18,6 +18,8 @@ public final class Engine {
     let configuration: ServerConfiguration
     let threads: Int
     let options: WSGIApplication.Options
+    /// Worker pools whose threads outlived a shutdown (see run()).
+    nonisolated(unsafe) static var abandoned: [AnyObject] = []
     private let gate = Gate()
     private var stopRequested = false
     private var running = false
@@ -85,7 +87,9 @@ public final class Engine {
                 if stop { break }
                 PyEval_RestoreThread(threadState)
                 app.emit(server.logs.drain())
-                if PyErr_CheckSignals() != 0 { pending = wp_err_fetch() }
+                // A signal handler may have raised inside that logging call.
+                pending = app.takeInterrupt()
+                if pending == nil && PyErr_CheckSignals() != 0 { pending = wp_err_fetch() }
                 threadState = PyEval_SaveThread()
                 if pending != nil { break }
             }
@@ -105,9 +109,18 @@ public final class Engine {
             }
         }
         server.finishStop()
-        dispatcher.stopAndJoin()
+        let stuck = dispatcher.stopAndJoin(seconds: 5)
         PyEval_RestoreThread(threadState)
         app.emit(server.logs.drain())
+        if let late = app.takeInterrupt() {
+            if pending == nil { pending = late } else { wp_decref(late) }
+        }
+        if stuck > 0 {
+            // As Waitress: they finish on their own; what they hold must then
+            // never be released without the GIL, so it is kept for good.
+            app.warn("\(stuck) thread(s) still running")
+            Engine.abandoned.append(dispatcher)
+        }
         // Release the Python objects these hold only now, with the GIL.
         withExtendedLifetime((server, dispatcher, worker, app)) {}
         gate.withLock { stopRequested = false }

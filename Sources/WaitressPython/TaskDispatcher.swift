@@ -60,6 +60,7 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
             }, box)
             threads.append(thread)
         }
+        gate.withLock { alive += count }
     }
 
     /// Called on the event loop.
@@ -127,17 +128,30 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
         return request
     }
 
-    /// Finishes queued work, then stops and joins the workers. Call without
-    /// the GIL held.
-    func stopAndJoin() {
-        gate.withLock {
-            stopping = true
-            gate.broadcast()
+    /// Workers started and not yet finished.
+    private var alive = 0
+
+    /// Finishes queued work, then stops and joins the workers, waiting at most
+    /// `seconds` (Waitress's dispatcher waits 5). Workers still inside the app
+    /// then are detached and left to finish on their own; returns how many.
+    /// Call without the GIL held.
+    func stopAndJoin(seconds: Double) -> Int {
+        let deadline = monotonicSeconds() + seconds
+        gate.lock()
+        stopping = true
+        gate.broadcast()
+        while alive > 0 {
+            let left = deadline - monotonicSeconds()
+            if left <= 0 { break }
+            gate.wait(seconds: min(left, 0.1))
         }
+        let remaining = alive
+        gate.unlock()
         for thread in threads {
-            pthread_join(thread, nil)
+            if remaining == 0 { pthread_join(thread, nil) } else { pthread_detach(thread) }
         }
         threads.removeAll()
+        return remaining
     }
 
     private func workerLoop() {
@@ -176,5 +190,9 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
         gate.unlock()
         PyEval_RestoreThread(threadState)
         PyGILState_Release(gilState)
+        gate.withLock {
+            alive -= 1
+            gate.broadcast()
+        }
     }
 }

@@ -284,6 +284,14 @@ final class WSGIApplication {
     func info(_ message: String) { log(logger, "info", message, nil) }
     func queueWarning(_ message: String) { log(queueLogger, "warning", message, nil) }
 
+    /// A KeyboardInterrupt/SystemExit caught while logging, not yet handled.
+    private var interrupt: PyPtr?
+
+    func takeInterrupt() -> PyPtr? {
+        defer { interrupt = nil }
+        return interrupt
+    }
+
     private func log(_ target: PyPtr, _ method: String, _ message: String, _ exception: PyPtr?) {
         guard let text = pyString(message) else {
             PyErr_Clear()
@@ -291,8 +299,16 @@ final class WSGIApplication {
         }
         defer { wp_decref(text) }
         if wp_log(target, method, text, exception) != 0 {
-            // A broken logging setup must not break the response.
-            PyErr_Clear()
+            // A broken logging setup must not break the response; but a
+            // KeyboardInterrupt or SystemExit raised by a signal handler
+            // while logging is kept for run() to act on.
+            if let raised = wp_err_fetch() {
+                if wp_exception_matches(raised, PyExc_Exception) == 0 && interrupt == nil {
+                    interrupt = raised
+                } else {
+                    wp_decref(raised)
+                }
+            }
         }
     }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import WaitressHTTP
 
@@ -114,10 +117,29 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // Resets and broken pipes end the connection; Waitress logs them as
         // "Socket error" unless log_socket_errors is off.
-        if core.configuration.logSocketErrors && !closing {
-            core.logs.post(.error, "Socket error: \(error)")
+        if core.configuration.logSocketErrors && !closing && !Self.isDisconnect(error) {
+            core.logs.post(.error, "Socket error: \(Self.describe(error))")
         }
         context.close(promise: nil)
+    }
+
+    /// Errors that only mean the client went away: Waitress (wasyncore) treats
+    /// them as a close, not as a socket error to log.
+    static func isDisconnect(_ error: Error) -> Bool {
+        if let io = error as? IOError {
+            return [ECONNRESET, EPIPE, ECONNABORTED, ENOTCONN, ESHUTDOWN, EBADF, ETIMEDOUT].contains(io.errnoCode)
+        }
+        if let channelError = error as? ChannelError {
+            return channelError == .eof || channelError == .ioOnClosedChannel || channelError == .alreadyClosed
+        }
+        return false
+    }
+
+    static func describe(_ error: Error) -> String {
+        if let io = error as? IOError {
+            return "\(String(cString: strerror(io.errnoCode))) (errno \(io.errnoCode))"
+        }
+        return "\(error)"
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

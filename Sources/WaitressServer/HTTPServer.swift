@@ -175,6 +175,9 @@ public final class HTTPServer: @unchecked Sendable {
                     bootstrap = bootstrap.childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 0)
                 }
                 let channel = try bootstrap.withBoundSocket(descriptor).wait()
+                // NIO's adoption calls listen() with its default backlog
+                // before options apply; set the configured one again.
+                _ = listen(descriptor, Int32(clamping: configuration.backlog))
                 serverChannels.append(channel)
             }
         } catch {
@@ -217,6 +220,7 @@ public final class HTTPServer: @unchecked Sendable {
             _ = core.waitForConnections(seconds: 1)
         }
         sweepTask?.cancel()
+        core.outbox.close()
         try? group.syncShutdownGracefully()
     }
 }

@@ -9,6 +9,9 @@ final class Outbox: @unchecked Sendable {
     private let gate = Gate()
     private var parts: [(ConnectionHandler, ResponseChannel.Part)] = []
     private var spare: [(ConnectionHandler, ResponseChannel.Part)] = []
+    /// Set when the event loop is going away: a worker that finishes after a
+    /// forced shutdown must not schedule work on a dead loop.
+    private var closed = false
 
     init(eventLoop: EventLoop) {
         self.eventLoop = eventLoop
@@ -16,8 +19,19 @@ final class Outbox: @unchecked Sendable {
         spare.reserveCapacity(64)
     }
 
+    func close() {
+        gate.withLock {
+            closed = true
+            parts.removeAll()
+        }
+    }
+
     func post(_ handler: ConnectionHandler, _ part: ResponseChannel.Part) {
         gate.lock()
+        if closed {
+            gate.unlock()
+            return
+        }
         parts.append((handler, part))
         let first = parts.count == 1
         gate.unlock()
@@ -28,6 +42,10 @@ final class Outbox: @unchecked Sendable {
 
     func postAll(_ batch: [(ConnectionHandler, ResponseChannel.Part)]) {
         gate.lock()
+        if closed {
+            gate.unlock()
+            return
+        }
         let first = parts.isEmpty
         parts.append(contentsOf: batch)
         gate.unlock()
