@@ -124,6 +124,11 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
         if head == queue.count {
             queue.removeAll(keepingCapacity: true)
             head = 0
+        } else if head >= 64 && head * 2 >= queue.count {
+            // Under steady load the queue may never empty: drop the taken
+            // slots so finished requests are released and the array stays small.
+            queue.removeFirst(head)
+            head = 0
         }
         return request
     }
