@@ -19,7 +19,9 @@ import Glibc
 /// blocking app still gets all `threads` workers.
 final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
     private let gate = Gate()
-    private var queue: [Request] = []
+    /// Taken slots are set to nil at once, so a finished request (and its body)
+    /// is released as soon as its task ends.
+    private var queue: [Request?] = []
     private var head = 0
     /// Workers waiting on the gate, and how many of them have been signalled.
     private var parked = 0
@@ -119,6 +121,7 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
     private func pop() -> Request? {
         guard head < queue.count else { return nil }
         let request = queue[head]
+        queue[head] = nil
         head += 1
         pops += 1
         if head == queue.count {
