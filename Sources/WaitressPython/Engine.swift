@@ -45,6 +45,22 @@ public final class Engine {
         wp_decref(queueLogger.pointer)
     }
 
+    /// When the queue-depth warning was last logged.
+    private var lastDepthReport = -1.0
+
+    /// Waitress warns "Task queue depth is N" on the `waitress.queue` logger
+    /// when requests wait for a thread. Here the deepest backlog seen is
+    /// logged from the thread in run(), at most once a second: a line per
+    /// queued task would cost more than the requests under load.
+    private func reportQueueDepth(_ dispatcher: TaskDispatcher, _ app: WSGIApplication, force: Bool) {
+        guard dispatcher.queueDepthToReport.load(ordering: .relaxed) > 0 else { return }
+        let now = monotonicSeconds()
+        guard force || now - lastDepthReport >= 1 else { return }
+        lastDepthReport = now
+        let depth = dispatcher.queueDepthToReport.exchange(0, ordering: .relaxed)
+        if depth > 0 { app.queueWarning("Task queue depth is \(depth)") }
+    }
+
     func requestStop() {
         gate.withLock {
             stopRequested = true
@@ -67,7 +83,7 @@ public final class Engine {
                 options: options, listeners: listeners)
         else { return nil }
         let dispatcher = TaskDispatcher(threads: threads) { _, _ in }
-        let worker = TaskRunner(app: app, dispatcher: dispatcher)
+        let worker = TaskRunner(app: app)
         dispatcher.setRunner(worker.run)
         let server = HTTPServer(configuration: configuration, listeners: listeners, dispatcher: dispatcher)
 
@@ -87,6 +103,7 @@ public final class Engine {
                 if stop { break }
                 PyEval_RestoreThread(threadState)
                 app.emit(server.logs.drain())
+                reportQueueDepth(dispatcher, app, force: false)
                 // A signal handler may have raised inside that logging call.
                 pending = app.takeInterrupt()
                 if pending == nil && PyErr_CheckSignals() != 0 { pending = wp_err_fetch() }
@@ -112,6 +129,7 @@ public final class Engine {
         let stuck = dispatcher.stopAndJoin(seconds: 5)
         PyEval_RestoreThread(threadState)
         app.emit(server.logs.drain())
+        reportQueueDepth(dispatcher, app, force: true)
         if let late = app.takeInterrupt() {
             if pending == nil { pending = late } else { wp_decref(late) }
         }
@@ -135,31 +153,15 @@ public final class Engine {
     }
 }
 
-/// Runs each request on a worker thread (GIL held) and reports the task
-/// queue depth Waitress warns about.
+/// Runs each request on a worker thread, with the GIL held.
 final class TaskRunner {
     let app: WSGIApplication
-    unowned let dispatcher: TaskDispatcher
 
-    init(app: WSGIApplication, dispatcher: TaskDispatcher) {
+    init(app: WSGIApplication) {
         self.app = app
-        self.dispatcher = dispatcher
     }
 
-    /// When the queue-depth warning was last logged: at most once a second,
-    /// with the deepest backlog seen meanwhile (a log line per queued task
-    /// would cost more than the requests under load).
-    private var lastDepthReport = 0.0
-
     func run(_ request: Request, _ batch: ResponseBatch) {
-        if dispatcher.queueDepthToReport.load(ordering: .relaxed) > 0 {
-            let now = monotonicSeconds()
-            if now - lastDepthReport >= 1 {
-                lastDepthReport = now
-                let depth = dispatcher.queueDepthToReport.exchange(0, ordering: .relaxed)
-                if depth > 0 { app.queueWarning("Task queue depth is \(depth)") }
-            }
-        }
         WSGITask(app: app, request: request, batch: batch).run()
     }
 }
