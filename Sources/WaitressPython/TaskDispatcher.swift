@@ -78,16 +78,25 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
             }
         }
         var scheduleCheck = false
+        var scheduleWake = false
         let awake = count - parked
         if awake + wakeups == 0 {
+            // Signal once this event-loop tick has dispatched everything it
+            // read (tasks run after the I/O events of a tick), so the worker
+            // wakes to a batch rather than to the first request of it.
             wakeups += 1
-            gate.signal()
+            scheduleWake = true
         } else if parked > wakeups && !stallCheckScheduled {
             stallCheckScheduled = true
             stallMark = pops
             scheduleCheck = true
         }
         gate.unlock()
+        if scheduleWake {
+            request.eventLoop.execute { [self] in
+                gate.withLock { gate.signal() }
+            }
+        }
         if scheduleCheck {
             scheduleStallCheck(request.eventLoop)
         }
