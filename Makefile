@@ -26,6 +26,7 @@ swift-test:
 
 py-test: install
 	cd tests && ../$(PY) -m pytest -q -p no:cacheprovider unit functional
+	tests/stubtest.sh
 
 # A short, bounded libFuzzer pass over the parser and body receivers
 # (fuzz/run.sh SECONDS runs longer ones).

@@ -127,7 +127,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// them as a close, not as a socket error to log.
     static func isDisconnect(_ error: Error) -> Bool {
         if let io = error as? IOError {
-            return [ECONNRESET, EPIPE, ECONNABORTED, ENOTCONN, ESHUTDOWN, EBADF, ETIMEDOUT].contains(io.errnoCode)
+            return [ECONNRESET, EPIPE, ECONNABORTED, ENOTCONN, ESHUTDOWN, EBADF].contains(io.errnoCode)
         }
         if let channelError = error as? ChannelError {
             return channelError == .eof || channelError == .ioOnClosedChannel || channelError == .alreadyClosed

@@ -4,7 +4,7 @@ The native module is private; the public API lives in the pure-Python modules
 of this package.  Nothing here starts a thread or an event loop until
 ``Engine.run()`` is called.
 """
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, final
 
 __version__: str
 
@@ -23,6 +23,7 @@ def apply_proxy_headers(
     used (answer 400 with ``detail``); ``warnings`` are the messages to log.
     """
 
+@final
 class Engine:
     """One server instance: an event loop for all listeners plus a worker pool.
 
@@ -38,14 +39,14 @@ class Engine:
     objects used for the ``waitress`` and ``waitress.queue`` messages.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         application: Callable[..., Any],
         listeners: Sequence[Tuple[int, bool, str, str]],
         adj: Any,
         logger: Any,
         queue_logger: Any,
-    ) -> None: ...
+    ) -> "Engine": ...
     def run(self) -> None:
         """Serve until ``stop()`` is called or a signal handler raises.
 
