@@ -44,7 +44,8 @@ py-other:
 	  (cd tests && ../.venv-$$v/bin/python -m pytest -q -p no:cacheprovider unit functional); \
 	done
 
-test: swift-test py-test py-other fuzz-smoke
+# The fuzz pass first, so the last lines are a test runner's summary.
+test: fuzz-smoke swift-test py-test py-other
 
 clean:
 	rm -rf .build .build-* $(VENV) build src/*.egg-info
