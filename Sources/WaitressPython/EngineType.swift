@@ -104,7 +104,6 @@ public enum EngineType {
         var c = ServerConfiguration()
         c.backlog = int("backlog", c.backlog)
         c.recvBytes = int("recv_bytes", c.recvBytes)
-        c.sendBytes = int("send_bytes", c.sendBytes)
         c.inbufOverflow = int("inbuf_overflow", c.inbufOverflow)
         c.outbufOverflow = int("outbuf_overflow", c.outbufOverflow)
         c.outbufHighWatermark = int("outbuf_high_watermark", c.outbufHighWatermark)

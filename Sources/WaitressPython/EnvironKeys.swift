@@ -33,7 +33,6 @@ final class EnvironKeys {
     let lenName = pyInterned("__len__")
     let http10 = pyInterned("HTTP/1.0")
     let http11 = pyInterned("HTTP/1.1")
-    let emptyString = pyInterned("")
     let emptyBytes = PyBytes_FromStringAndSize(nil, 0)!
     let methods: [PyPtr] = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"].map(pyInterned)
 

@@ -5,7 +5,6 @@ import WaitressHTTP
 public struct ServerConfiguration: Sendable {
     public var backlog = 1024
     public var recvBytes = 8192
-    public var sendBytes = 18000
     public var inbufOverflow = 524_288
     public var outbufOverflow = 1_048_576
     public var outbufHighWatermark = 16_777_216
