@@ -247,21 +247,27 @@ def machine_info() -> dict:
 class Contender:
     name: str          # key used on the command line and in JSON
     label: str         # shown in tables
-    kind: str          # "waitress" | "ours" | "granian"
+    kind: str          # "waitress" | "ours" | "granian" | "gunicorn"
     blocking_threads: int | None = None  # granian only; None = Granian's default
 
-    def command(self, port: int, threads: int) -> list[str]:
+    def command(self, port: int, threads: int, app: str = APP_TARGET) -> list[str]:
         if self.kind in ("waitress", "ours"):
             venv = VENV_PEERS if self.kind == "waitress" else VENV_OURS
             return [str(venv_python(venv)), "-m", "waitress", f"--listen={HOST}:{port}",
-                    f"--threads={threads}", APP_TARGET]
+                    f"--threads={threads}", app]
         if self.kind == "granian":
             cmd = [str(VENV_PEERS / "bin" / "granian"), "--interface", "wsgi", "--http", "1",
                    "--host", HOST, "--port", str(port), "--workers", "1",
                    "--working-dir", str(APPS_DIR)]
             if self.blocking_threads is not None:
                 cmd += ["--blocking-threads", str(self.blocking_threads)]
-            return cmd + [APP_TARGET]
+            return cmd + [app]
+        if self.kind == "gunicorn":
+            # gthread worker: one process, `threads` threads; sendfile for
+            # wsgi.file_wrapper on files with fileno() (gunicorn's default).
+            return [str(VENV_PEERS / "bin" / "gunicorn"), "-k", "gthread", "--threads", str(threads),
+                    "-w", "1", "-b", f"{HOST}:{port}", "--chdir", str(APPS_DIR),
+                    "--graceful-timeout", "3", app]
         raise ValueError(self.kind)
 
 
@@ -533,13 +539,28 @@ def parse_wrk(out: str) -> dict:
     return res
 
 
-def wrk_cmd(port: int, conns: int, duration: float, cpu: str | None, latency: bool = True) -> list[str]:
+_BINARY_UNITS = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3, "TB": 1024 ** 4, "PB": 1024 ** 5}
+
+
+def parse_wrk_bytes(out: str) -> int | None:
+    """Bytes wrk read ("N requests in 5.00s, 12.34GB read"; 1024-based units),
+    partial responses in flight at the end included; None if absent."""
+    m = re.search(r"^\s*\d+ requests in [0-9.]+\w+, ([0-9.]+)([KMGTP]?B) read", out, re.M)
+    if not m:
+        return None
+    return int(float(m.group(1)) * _BINARY_UNITS[m.group(2)])
+
+
+def wrk_cmd(port: int, conns: int, duration: float, cpu: str | None, latency: bool = True,
+            path: str = "/", script: Path | None = None) -> list[str]:
     cmd = []
     if cpu is not None:
         cmd += ["taskset", "-c", cpu]
     cmd += ["wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--timeout", "5s"]
     if latency:
         cmd.append("--latency")
-    return cmd + [f"http://{HOST}:{port}/"]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    return cmd + [f"http://{HOST}:{port}{path}"]
 
 
