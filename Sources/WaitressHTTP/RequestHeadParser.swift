@@ -65,16 +65,23 @@ public struct RequestHeadParser: Sendable {
             return .needMore
         }
         guard let base = buffer.baseAddress else { return .needMore }
+        if start > maxHeaderSize {
+            // A flood of blank lines counts against the limit too.
+            return .failure(.headerFieldsTooLarge(limit: maxHeaderSize), version: .http10)
+        }
+        // Only the first maxHeaderSize bytes of a head are ever looked at, so
+        // the answer is the same however the bytes were split across reads.
+        let limit = min(buffer.count, start + maxHeaderSize)
         var position = max(scanned, start)
         var end = -1
-        while position < buffer.count {
-            guard let found = memchr(base + position, 10, buffer.count - position) else {
+        while position < limit {
+            guard let found = memchr(base + position, 10, limit - position) else {
                 // No line end yet. A CR anywhere but in the last byte (which
                 // may start a CRLF) is a bare CR: answer now rather than wait.
-                if buffer.count - 1 > position, memchr(base + position, 13, buffer.count - 1 - position) != nil {
+                if limit - 1 > position, memchr(base + position, 13, limit - 1 - position) != nil {
                     return .failure(.badRequest("Bare CR or LF found in HTTP message"), version: .http10)
                 }
-                position = max(position, buffer.count - 1)
+                position = max(position, limit - 1)
                 break
             }
             let lf = base.distance(to: UnsafeRawPointer(found))

@@ -49,6 +49,18 @@ final class HeaderSizeLimitTests: XCTestCase {
         XCTAssertEqual(parseWhole(endless, maxHeader: limit), .failure(.headerFieldsTooLarge(limit: limit), .http10))
     }
 
+    /// Found by the fuzzer: a malformed byte beyond the limit must not turn
+    /// the 431 into a 400 when the bytes arrive all at once.
+    func testErrorsBeyondTheLimitDoNotChangeThe431() {
+        for tail in ["\n", "\r", "\r\r\n", "\u{0}"] {
+            let input = latin1("GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: limit) + tail + "\r\n\r\n")
+            XCTAssertEqual(parseEveryWay(input, maxHeader: limit), .failure(.headerFieldsTooLarge(limit: limit), .http10))
+        }
+        // A flood of blank lines before a request counts too, split or whole.
+        let blank = latin1(String(repeating: "\r\n", count: limit) + "GET / HTTP/1.1\r\n\r\n")
+        XCTAssertEqual(parseEveryWay(blank, maxHeader: limit), .failure(.headerFieldsTooLarge(limit: limit), .http10))
+    }
+
     func testUnterminatedHeadWithManyLinesIs431() {
         var text = "GET / HTTP/1.1\r\n"
         for i in 0..<20 { text += "X-\(i): v\r\n" }
