@@ -64,6 +64,10 @@ final class WSGITask {
     /// drained its queue (or 16 of them), then reach the loop together.
     let batch: ResponseBatch
 
+    /// Output that is all available at once (a list's items, a file's blocks)
+    /// is handed to the connection in pieces of about this size.
+    static let coalesceLimit = 262_144
+
     init(app: WSGIApplication, request: Request, batch: ResponseBatch) {
         self.app = app
         self.request = request
@@ -133,7 +137,9 @@ final class WSGITask {
         if let wrapperType = app.fileWrapperType, wp_type_check(result, wrapperType) != 0 {
             return driveFileWrapper(result)
         }
-        // A list or tuple is all there: coalesce it into one write.
+        // A list or tuple is all there: coalesce it into as few writes as
+        // possible (a hop to the event loop per 256 KiB, and the memory and
+        // watermark bounds still apply between them).
         if wp_is_exact_list(result) != 0 || wp_is_exact_tuple(result) != 0 {
             let isList = wp_is_exact_list(result) != 0
             let count = isList ? wp_list_size(result) : wp_tuple_size(result)
@@ -143,7 +149,7 @@ final class WSGITask {
                     guard wp_is_bytes(chunk) != 0 else { return bodyTypeError(chunk) }
                     contentLength = wp_bytes_size(chunk)
                 }
-                guard write(chunk, flush: false) else { return false }
+                guard write(chunk, flush: (pending?.readableBytes ?? 0) >= Self.coalesceLimit) else { return false }
                 if disconnected { break }
             }
             return true
@@ -228,7 +234,9 @@ final class WSGITask {
             let size = wp_bytes_size(chunk)
             if size == 0 { break }
             remaining = remaining.map { $0 - size }
-            guard write(chunk, flush: true) else { return false }
+            // A file's blocks are all there to read: hand them over in pieces
+            // (coalesceLimit), not one hop to the event loop per block.
+            guard write(chunk, flush: (pending?.readableBytes ?? 0) >= Self.coalesceLimit) else { return false }
             if disconnected { return true }
         }
         return true
