@@ -56,6 +56,9 @@ final class WSGITask {
     private var pending: ByteBuffer?
     /// Whether the connection went away while streaming.
     private var disconnected = false
+    /// Set once the response's end went to the connection: nothing more may
+    /// be written for it.
+    private var ended = false
     /// Output past `outbuf_overflow` goes here, then out with sendfile.
     private var spill: SharedFile?
     private var spillLength = 0
@@ -89,8 +92,12 @@ final class WSGITask {
             respondMalformedProxyHeader(detail)
             return
         }
-        guard let startResponse = NativeCallable.make({ [unowned self] args, kwargs in
-            self.startResponse(args, kwargs)
+        // Weak: an app may keep these callables after its request is over.
+        guard let startResponse = NativeCallable.make({ [weak self] args, kwargs in
+            guard let self = self, !self.ended else {
+                return raise(PyExc_RuntimeError, "start_response called after the response ended")
+            }
+            return self.startResponse(args, kwargs)
         }) else {
             handleException(wp_err_fetch())
             return
@@ -347,7 +354,10 @@ final class WSGITask {
             }
             if PyErr_Occurred() != nil { return nil }
         }
-        return NativeCallable.make { [unowned self] args, _ in
+        return NativeCallable.make { [weak self] args, _ in
+            guard let self = self, !self.ended else {
+                return raise(PyExc_RuntimeError, "write() called after the response ended")
+            }
             guard wp_tuple_size(args) == 1 else {
                 return raise(PyExc_TypeError, "write() takes exactly one argument")
             }
@@ -358,7 +368,7 @@ final class WSGITask {
             }
             guard self.write(data, flush: true) else { return nil }
             if self.disconnected {
-                return raise(app.clientDisconnectedError, "Client disconnected")
+                return raise(self.app.clientDisconnectedError, "Client disconnected")
             }
             return wp_new_none()
         }
@@ -627,6 +637,7 @@ final class WSGITask {
     }
 
     private func sendEnd(close: Bool) {
+        ended = true
         let buffer = pending
         pending = nil
         request.connection.send(.end(buffer, close: close), batchedIn: batch)

@@ -1,0 +1,20 @@
+"""Callables kept by an app after its request: they must fail cleanly, never
+write into another response."""
+
+
+def test_stale_write_and_start_response_raise(private_server):
+    srv = private_server("apps.misuse_app:app", threads=1)
+    with srv.connect() as conn:
+        conn.send(b"GET /keep HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = conn.read_response()
+        assert first.body == b"kept"
+        # Same connection: the stale write() must not leak into this response.
+        conn.send(b"GET /reuse HTTP/1.1\r\nHost: x\r\n\r\n")
+        second = conn.read_response()
+    assert second.status == 200
+    assert b"stale" not in second.body
+    assert second.body.decode().splitlines() == [
+        "write: RuntimeError: write() called after the response ended",
+        "start_response: RuntimeError: start_response called after the response ended",
+    ]
+    assert srv.get("/keep").body == b"kept"
