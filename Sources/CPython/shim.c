@@ -1,5 +1,24 @@
 #include "CPython.h"
 
+#include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+int wp_tune_malloc(int mmap_threshold, int trim_threshold) {
+#if defined(__GLIBC__)
+    if (getenv("MALLOC_MMAP_THRESHOLD_") != NULL || getenv("MALLOC_TRIM_THRESHOLD_") != NULL ||
+        getenv("GLIBC_TUNABLES") != NULL) {
+        return 0;
+    }
+    return mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1;
+#else
+    (void)mmap_threshold;
+    (void)trim_threshold;
+    return 0;
+#endif
+}
+
 static PyModuleDef module_def;
 
 PyObject *wp_module_create(const char *name, const char *doc, PyMethodDef *methods) {

@@ -87,6 +87,14 @@ public final class Engine {
         dispatcher.setRunner(worker.run)
         let server = HTTPServer(configuration: configuration, listeners: listeners, dispatcher: dispatcher)
 
+        // Response and body buffers of 64 KiB to a few MiB are allocated and
+        // freed per request on different threads. With glibc's defaults they
+        // are mmapped or trimmed back to the kernel each time and every request
+        // pays fresh page faults (measured: a 64 KiB response cost 34 us of CPU,
+        // 18 us with these). Fixed thresholds keep such buffers in the heap.
+        // MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or GLIBC_TUNABLES in
+        // the environment take precedence.
+        _ = wp_tune_malloc(4 << 20, 8 << 20)
         var threadState = PyEval_SaveThread()
         dispatcher.start()
         var startError: Error? = nil

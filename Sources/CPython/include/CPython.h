@@ -48,6 +48,10 @@ static inline const char *wp_unicode_ascii(PyObject *o, Py_ssize_t *size) {
     return (const char *)PyUnicode_DATA(o);
 }
 
+// glibc malloc tuning for the serving process (see Engine.run); returns 0 when
+// the platform has no mallopt or the user set MALLOC_* variables.
+int wp_tune_malloc(int mmap_threshold, int trim_threshold);
+
 // Builds a module from a static definition (PyModuleDef_HEAD_INIT is a macro).
 PyObject *wp_module_create(const char *name, const char *doc, PyMethodDef *methods);
 
