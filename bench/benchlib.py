@@ -378,10 +378,16 @@ class Server:
         return self.proc.returncode
 
 
-def session_cpu_seconds(sid: int) -> float:
-    """utime+stime of every live process in session `sid` (all threads included)."""
+def env_default(name: str, default):
+    """The environment variable `name` converted to the type of `default`, or `default`."""
+    v = os.environ.get(name)
+    return type(default)(v) if v not in (None, "") else default
+
+
+def session_cpu_split(sid: int) -> tuple:
+    """(user, system) seconds of every live process in session `sid` (all threads included)."""
     tck = os.sysconf("SC_CLK_TCK")
-    total = 0
+    user = system = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -394,10 +400,16 @@ def session_cpu_seconds(sid: int) -> float:
         try:
             if int(rest[3]) != sid:
                 continue
-            total += int(rest[11]) + int(rest[12])
+            user += int(rest[11])
+            system += int(rest[12])
         except (IndexError, ValueError):
             continue
-    return total / tck
+    return user / tck, system / tck
+
+
+def session_cpu_seconds(sid: int) -> float:
+    """utime+stime of every live process in session `sid` (all threads included)."""
+    return sum(session_cpu_split(sid))
 
 
 # --------------------------------------------------------------------------

@@ -72,25 +72,20 @@ CONTENDERS = {
 }
 
 
-def env_default(name: str, default):
-    v = os.environ.get(name)
-    return type(default)(v) if v not in (None, "") else default
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--duration", "-d", type=int, default=env_default("BENCH_DURATION", 5),
+    p.add_argument("--duration", "-d", type=int, default=bl.env_default("BENCH_DURATION", 5),
                    help="seconds per measured run (env BENCH_DURATION, default 5)")
-    p.add_argument("--warmup", type=int, default=env_default("BENCH_WARMUP", 1),
+    p.add_argument("--warmup", type=int, default=bl.env_default("BENCH_WARMUP", 1),
                    help="seconds of warm-up load before each measured run (env BENCH_WARMUP, default 1; 0 = none)")
-    p.add_argument("--rounds", "-r", type=int, default=env_default("BENCH_ROUNDS", 1),
+    p.add_argument("--rounds", "-r", type=int, default=bl.env_default("BENCH_ROUNDS", 1),
                    help="interleaved rounds (env BENCH_ROUNDS, default 1)")
-    p.add_argument("--connections", "-c", default=env_default("BENCH_CONNECTIONS", "1,16"),
+    p.add_argument("--connections", "-c", default=bl.env_default("BENCH_CONNECTIONS", "1,16"),
                    help="comma-separated wrk connection counts (env BENCH_CONNECTIONS, default 1,16)")
-    p.add_argument("--servers", "-s", default=env_default("BENCH_SERVERS", "waitress,granian,gunicorn,ours"),
+    p.add_argument("--servers", "-s", default=bl.env_default("BENCH_SERVERS", "waitress,granian,gunicorn,ours"),
                    help="comma-separated from: " + ", ".join(CONTENDERS)
                    + " (env BENCH_SERVERS, default all)")
-    p.add_argument("--workloads", "-w", default=env_default("BENCH_WORKLOADS", "file,mem64k,stream,echo"),
+    p.add_argument("--workloads", "-w", default=bl.env_default("BENCH_WORKLOADS", "file,mem64k,stream,echo"),
                    help="comma-separated from: file, mem64k, stream, echo (default all); file brings "
                    "file-noseek for the --noseek-servers")
     p.add_argument("--noseek-servers", default="ours",
@@ -192,29 +187,6 @@ def cpu_busy_seconds(cpu: str) -> float | None:
     return None
 
 
-def session_cpu_split(sid: int) -> tuple[float, float]:
-    """(user, system) seconds of every live process in session `sid`, like
-    benchlib.session_cpu_seconds but split."""
-    tck = os.sysconf("SC_CLK_TCK")
-    user = system = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            data = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        rest = data[data.rfind(")") + 2:].split()
-        try:
-            if int(rest[3]) != sid:
-                continue
-            user += int(rest[11])
-            system += int(rest[12])
-        except (IndexError, ValueError):
-            continue
-    return user / tck, system / tck
-
-
 def children_cpu_seconds() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -239,10 +211,10 @@ def measure(c: bl.Contender, wl: Workload, conns: int, rnd: int, a, logdir: Path
         busy0 = None if a.no_pin else cpu_busy_seconds(a.server_cpu)
         cbusy0 = None if a.no_pin else cpu_busy_seconds(a.client_cpu)
         wrk0 = children_cpu_seconds()
-        u0, s0 = session_cpu_split(srv.pid)
+        u0, s0 = bl.session_cpu_split(srv.pid)
         proc = bl.run(bl.wrk_cmd(port, conns, a.duration, client_cpu, path=wl.path, script=wl.script),
                       timeout=a.duration + 60)
-        u1, s1 = session_cpu_split(srv.pid)
+        u1, s1 = bl.session_cpu_split(srv.pid)
         wrk1 = children_cpu_seconds()  # wrk is the only child reaped in between
         busy1 = None if a.no_pin else cpu_busy_seconds(a.server_cpu)
         cbusy1 = None if a.no_pin else cpu_busy_seconds(a.client_cpu)

@@ -24,23 +24,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl  # noqa: E402
 
 
-def env_default(name: str, default):
-    v = os.environ.get(name)
-    return type(default)(v) if v not in (None, "") else default
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--duration", "-d", type=int, default=env_default("BENCH_DURATION", 10),
+    p.add_argument("--duration", "-d", type=int, default=bl.env_default("BENCH_DURATION", 10),
                    help="seconds per measured run (env BENCH_DURATION, default 10)")
-    p.add_argument("--warmup", type=int, default=env_default("BENCH_WARMUP", 2),
+    p.add_argument("--warmup", type=int, default=bl.env_default("BENCH_WARMUP", 2),
                    help="seconds of warm-up load before each measured run (env BENCH_WARMUP, default 2; 0 = none)")
-    p.add_argument("--rounds", "-r", type=int, default=env_default("BENCH_ROUNDS", 3),
+    p.add_argument("--rounds", "-r", type=int, default=bl.env_default("BENCH_ROUNDS", 3),
                    help="interleaved rounds (env BENCH_ROUNDS, default 3)")
-    p.add_argument("--connections", "-c", default=env_default("BENCH_CONNECTIONS", "16"),
+    p.add_argument("--connections", "-c", default=bl.env_default("BENCH_CONNECTIONS", "16"),
                    help="comma-separated wrk connection counts (env BENCH_CONNECTIONS, default 16)")
     p.add_argument("--sweep", action="store_true", help="shorthand for --connections 1,16,64")
-    p.add_argument("--servers", "-s", default=env_default("BENCH_SERVERS", "waitress,granian,ours"),
+    p.add_argument("--servers", "-s", default=bl.env_default("BENCH_SERVERS", "waitress,granian,ours"),
                    help="comma-separated contenders from: " + ", ".join(bl.CONTENDERS)
                    + " (env BENCH_SERVERS, default waitress,granian,ours)")
     p.add_argument("--threads", type=int, default=4, help="--threads for Waitress and ours (default 4)")
