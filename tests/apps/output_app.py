@@ -12,12 +12,11 @@ can prove that the client received something before the application produced the
 
 import hashlib
 import io
-import json
 import os
 import time
-from urllib.parse import parse_qs
 
 from apps import recorder
+from apps.wsgi_app import _json, _query
 
 # Every wait inside the app is bounded, so a test that fails half-way cannot leave a worker
 # thread (or a shutting-down server) stuck forever.
@@ -57,19 +56,6 @@ def big_pieces(size, piece_size):
         yield piece
         left -= n
         i += 1
-
-
-def _query(environ):
-    return {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-
-
-def _json(start_response, obj, status="200 OK"):
-    body = json.dumps(obj, sort_keys=True).encode("utf-8")
-    start_response(
-        status,
-        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
-    )
-    return [body]
 
 
 def wait_for_file(path, timeout=GATE_TIMEOUT):
@@ -252,9 +238,8 @@ class RecordingBytesIO(io.BytesIO):
         super().close()
 
 
-def file(environ, start_response):
-    q = _query(environ)
-    f = RecordingFile(q["path"], "rb")
+def _wrapped(environ, start_response, f, q):
+    """Serve `f` through wsgi.file_wrapper after the query's offset and Content-Length."""
     f.key = q.get("id")
     if q.get("offset"):
         f.seek(int(q["offset"]))
@@ -263,21 +248,17 @@ def file(environ, start_response):
         headers.append(("Content-Length", q["cl"]))
     start_response("200 OK", headers)
     return environ["wsgi.file_wrapper"](f, int(q.get("block", "8192")))
+
+
+def file(environ, start_response):
+    q = _query(environ)
+    return _wrapped(environ, start_response, RecordingFile(q["path"], "rb"), q)
 
 
 def bytesio(environ, start_response):
     q = _query(environ)
-    size = int(q["size"])
-    data = b"".join(big_pieces(size, 65536))
-    f = RecordingBytesIO(data)
-    f.key = q.get("id")
-    if q.get("offset"):
-        f.seek(int(q["offset"]))
-    headers = [("Content-Type", "application/octet-stream")]
-    if q.get("cl"):
-        headers.append(("Content-Length", q["cl"]))
-    start_response("200 OK", headers)
-    return environ["wsgi.file_wrapper"](f, int(q.get("block", "8192")))
+    data = b"".join(big_pieces(int(q["size"]), 65536))
+    return _wrapped(environ, start_response, RecordingBytesIO(data), q)
 
 
 # -- shutdown -------------------------------------------------------------------------------
