@@ -329,12 +329,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             inService = false
             lastActivity = monotonicSeconds()
             if close || closing || core.isDraining {
-                closing = true
-                needsFlush = false
-                let last = buffer ?? context.channel.allocator.buffer(capacity: 0)
-                context.writeAndFlush(wrapOutboundOut(.byteBuffer(last))).whenComplete { _ in
-                    context.close(promise: nil)
-                }
+                closeAfterFlush(last: buffer)
                 return
             }
             if let buffer = buffer {
@@ -347,12 +342,13 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Closes once what was written has been flushed.
-    private func closeAfterFlush() {
+    /// Writes `last` (if any), then closes once everything written is flushed.
+    private func closeAfterFlush(last: ByteBuffer? = nil) {
         guard let context = context else { return }
         closing = true
         needsFlush = false
-        context.writeAndFlush(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0)))).whenComplete { _ in
+        let final = last ?? context.channel.allocator.buffer(capacity: 0)
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(final))).whenComplete { _ in
             context.close(promise: nil)
         }
     }
