@@ -13,6 +13,18 @@ public enum BodyReceiver: Sendable {
 
     /// Consumes bytes of the body; returns how many belonged to it. Throws the
     /// error to answer with when the body is malformed or too large.
+    /// The answer to a malformed body of which `received` bytes (framing
+    /// included, and everything already read after the fault) have arrived:
+    /// Waitress checks that count against `max_request_body_size` before it
+    /// looks at the chunked framing, so a malformed chunked body that is
+    /// also over the limit is a 413, not a 400.
+    public func answer(to error: RequestError, received: Int, maxBodySize: Int) -> RequestError {
+        if case .chunked = self, case .badRequest = error, received >= maxBodySize {
+            return .entityTooLarge(limit: maxBodySize)
+        }
+        return error
+    }
+
     public mutating func receive(_ bytes: UnsafeRawBufferPointer, into sink: OverflowableBuffer) throws(RequestError) -> Int {
         switch self {
         case .fixed(var r):

@@ -5,8 +5,8 @@
 ///     chunk-ext  = *( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )
 ///     last-chunk = 1*("0") [ chunk-ext ] CRLF, then trailer fields, then CRLF
 ///
-/// Bare LF, bare CR, a missing CRLF after chunk data or a malformed extension
-/// is a 400; data beyond `maxBodySize` is a 413 as soon as it is announced;
+/// Bare LF, bare CR, a missing CRLF after chunk data, anything but BWS ";"
+/// after the size digits, or a malformed extension is a 400; data beyond `maxBodySize` is a 413 as soon as it is announced;
 /// trailer fields are read, checked, bounded by `maxHeaderSize` and dropped.
 public struct ChunkedReceiver: Sendable {
     enum State: Sendable {
@@ -124,6 +124,14 @@ public struct ChunkedReceiver: Sendable {
             i += 1
         }
         guard i > 0 else { throw .badRequest("Invalid chunk size") }
+        // After the digits: the end of the line, or BWS and a ";" that starts
+        // an extension. Anything else (`0x20`, `5 `, `5z`) is a bad size, as
+        // Waitress words it; whitespace is allowed only before a ";".
+        var j = i
+        while j < line.count, line[j] == 32 || line[j] == 9 { j += 1 }
+        if j == line.count ? j > i : line[j] != UInt8(ascii: ";") {
+            throw .badRequest("Invalid chunk size")
+        }
         try validateExtensions(line, from: i)
         return size
     }

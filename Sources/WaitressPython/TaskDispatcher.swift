@@ -52,12 +52,12 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
 
     /// Starts the workers; call without the GIL held.
     func start() {
-        for _ in 0..<count {
-            let box = Unmanaged.passRetained(self).toOpaque()
+        for number in 0..<count {
+            let box = Unmanaged.passRetained(WorkerStart(dispatcher: self, number: number)).toOpaque()
             var thread = pthread_t()
             pthread_create(&thread, nil, { argument in
-                let dispatcher = Unmanaged<TaskDispatcher>.fromOpaque(argument!).takeRetainedValue()
-                dispatcher.workerLoop()
+                let start = Unmanaged<WorkerStart>.fromOpaque(argument!).takeRetainedValue()
+                start.dispatcher.workerLoop(number: start.number)
                 return nil
             }, box)
             threads.append(thread)
@@ -65,12 +65,23 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
         gate.withLock { alive += count }
     }
 
+    private final class WorkerStart {
+        let dispatcher: TaskDispatcher
+        let number: Int
+        init(dispatcher: TaskDispatcher, number: Int) {
+            self.dispatcher = dispatcher
+            self.number = number
+        }
+    }
+
     /// Called on the event loop.
     func dispatch(_ request: Request) {
         gate.lock()
         queue.append(request)
         let waiting = queue.count - head
-        let idle = free + parked
+        // Workers still starting (not yet at the queue) are idle too: only
+        // requests that wait for a thread count as queue depth.
+        let idle = free + parked + (count - started)
         if waiting > idle {
             let depth = waiting - idle
             if depth > queueDepthToReport.load(ordering: .relaxed) {
@@ -147,6 +158,8 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
 
     /// Workers started and not yet finished.
     private var alive = 0
+    /// Workers that have reached the queue at least once.
+    private var started = 0
 
     /// Finishes queued work, then stops and joins the workers, waiting at most
     /// `seconds` (Waitress's dispatcher waits 5). Workers still inside the app
@@ -171,11 +184,13 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
         return remaining
     }
 
-    private func workerLoop() {
+    private func workerLoop(number: Int) {
         let batch = ResponseBatch()
         let gilState = PyGILState_Ensure()
+        nameThread("waitress-\(number)")
         var threadState = PyEval_SaveThread()
         gate.lock()
+        started += 1
         free += 1
         while true {
             guard let first = pop() else {
@@ -212,4 +227,18 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
             gate.broadcast()
         }
     }
+}
+
+/// Names the calling thread in Python's `threading` as Waitress names its
+/// workers (`waitress-0`, ...), so `%(threadName)s` in log formats and
+/// `threading.current_thread().name` in apps read the same. With the GIL held.
+private func nameThread(_ name: String) {
+    defer { PyErr_Clear() }
+    guard let currentThread = importAttribute("threading", "current_thread") else { return }
+    defer { wp_decref(currentThread) }
+    guard let thread = callObject(currentThread, []) else { return }
+    defer { wp_decref(thread) }
+    guard let value = pyString(name) else { return }
+    defer { wp_decref(value) }
+    PyObject_SetAttrString(thread, "name", value)
 }

@@ -182,7 +182,7 @@ final class WSGITask {
         return PyErr_Occurred() == nil
     }
 
-    /// wsgi.file_wrapper: a file with seek/tell gets Content-Length from its
+    /// wsgi.file_wrapper: a seekable file gets Content-Length from its
     /// remaining size (Waitress's ReadOnlyFileBasedBuffer.prepare), then goes out
     /// in block_size pieces.
     private func driveFileWrapper(_ wrapper: PyPtr) -> Bool {
@@ -196,7 +196,8 @@ final class WSGITask {
         }
         var remaining: Int? = nil
         var startOffset: Int? = nil
-        if PyObject_HasAttrString(file, "seek") == 1, PyObject_HasAttrString(file, "tell") == 1 {
+        guard let seekable = isSeekable(file) else { return false }
+        if seekable {
             guard let start = callMethod(file, "tell") else { return false }
             defer { wp_decref(start) }
             guard let zero = PyLong_FromLong(0), let two = PyLong_FromLong(2) else { return false }
@@ -244,6 +245,19 @@ final class WSGITask {
             if disconnected { return true }
         }
         return true
+    }
+
+    /// Waitress's test: the file's own `seekable()` when it has one (an
+    /// `io.RawIOBase` subclass or a pipe has seek/tell but answers False),
+    /// else whether it has both `seek` and `tell`. nil with a Python error set.
+    private func isSeekable(_ file: PyPtr) -> Bool? {
+        if PyObject_HasAttrString(file, "seekable") == 1 {
+            guard let answer = callMethod(file, "seekable") else { return nil }
+            defer { wp_decref(answer) }
+            let truth = PyObject_IsTrue(answer)
+            return truth < 0 ? nil : truth == 1
+        }
+        return PyObject_HasAttrString(file, "seek") == 1 && PyObject_HasAttrString(file, "tell") == 1
     }
 
     /// A duplicate of the file's descriptor when it is a regular file that

@@ -22,6 +22,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         var head: RequestHead
         var receiver: BodyReceiver
         var buffer: OverflowableBuffer
+        /// Bytes of the body consumed so far, framing included.
+        var received = 0
     }
 
     let core: ServerCore
@@ -187,9 +189,13 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                         try state.receiver.receive(bytes, into: state.buffer)
                     }
                 } catch {
-                    fail(error, version: state.head.version)
+                    let answer = state.receiver.answer(
+                        to: error, received: state.received + buffer.readableBytes,
+                        maxBodySize: core.configuration.maxRequestBodySize)
+                    fail(answer, version: state.head.version)
                     return
                 }
+                state.received += consumed
                 buffer.moveReaderIndex(forwardBy: consumed)
                 cumulation = buffer.readableBytes > 0 ? buffer : nil
                 if state.receiver.isComplete {
@@ -238,8 +244,10 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                     bodyState = BodyState(
                         head: head, receiver: receiver,
                         buffer: OverflowableBuffer(overflow: core.configuration.inbufOverflow))
-                    if head.expectContinue && cumulation == nil {
+                    if head.expectContinue {
                         // RFC 9110 §10.1.1: the client waits for this before the body.
+                        // Sent even when body bytes came with the head, as Waitress
+                        // does: a client that sent early still reads a 100 first.
                         writeRaw(core.continueBytes)
                         flushIfNeeded()
                     }

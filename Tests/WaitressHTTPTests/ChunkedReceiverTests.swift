@@ -140,9 +140,24 @@ final class ChunkedReceiverTests: XCTestCase {
         assertError("+5\r\nhello\r\n0\r\n\r\n", invalid)
         assertError(" 5\r\nhello\r\n0\r\n\r\n", invalid)
         assertError(";ext\r\n\r\n", invalid)
-        // Digits followed by junk are an invalid extension.
-        assertError("0x5\r\nhello\r\n0\r\n\r\n", badRequest("Invalid chunk extension"))
-        assertError("5g\r\nhello\r\n0\r\n\r\n", badRequest("Invalid chunk extension"))
+        // Digits followed by anything but BWS ";" are a bad size (Waitress's word).
+        assertError("0x5\r\nhello\r\n0\r\n\r\n", invalid)
+        assertError("0x20\r\n" + String(repeating: "x", count: 32) + "\r\n0\r\n\r\n", invalid)
+        assertError("5g\r\nhello\r\n0\r\n\r\n", invalid)
+        assertError("5q\r\nhello\r\n0\r\n\r\n", invalid)
+        assertError("5 x\r\nhello\r\n0\r\n\r\n", invalid)
+        assertError("5\u{0}\r\nhello\r\n0\r\n\r\n", invalid)
+    }
+
+    /// Whitespace after the size is allowed only before a ";" (RFC 9112 §7.1.1:
+    /// BWS belongs to chunk-ext); Waitress 3.0.2 rejects `5 ` and `0\t` too.
+    func testWhitespaceAfterSizeWithoutExtension() {
+        let invalid = badRequest("Invalid chunk size")
+        assertError("5 \r\nhello\r\n0\r\n\r\n", invalid)
+        assertError("5\t\r\nhello\r\n0\r\n\r\n", invalid)
+        assertError("5\r\nhello\r\n0\t\r\n\r\n", invalid)
+        assertError("5\r\nhello\r\n0 \r\n\r\n", invalid)
+        assertBody("5 ;a\r\nhello\r\n0\t;b\r\n\r\n", "hello")
     }
 
     func testHugeSizesDoNotOverflow() {
@@ -167,7 +182,7 @@ final class ChunkedReceiverTests: XCTestCase {
 
     func testMalformedExtensions() {
         let invalid = badRequest("Invalid chunk extension")
-        for ext in [";", "; ", ";=v", ";a=", ";a= ", ";a=b c", ";a=\"open", ";a=\"bad\\", ";a=\"x\"y", ";a;", "q", " x", ";a=b=c", ";(a)", ";a=(b)", ";a=\"x\" ;"] {
+        for ext in [";", "; ", ";=v", ";a=", ";a= ", ";a=b c", ";a=\"open", ";a=\"bad\\", ";a=\"x\"y", ";a;", ";a=b=c", ";(a)", ";a=(b)", ";a=\"x\" ;"] {
             assertError("5\(ext)\r\nhello\r\n0\r\n\r\n", invalid)
         }
         assertError("5\r\nhello\r\n0;=x\r\n\r\n", invalid)
@@ -175,7 +190,7 @@ final class ChunkedReceiverTests: XCTestCase {
 
     func testControlCharactersInExtensions() {
         let invalid = badRequest("Invalid chunk extension")
-        for ext in [";a=b\u{0}", ";a=b\u{1}", ";a\u{7F}", ";a=\"x\u{0}y\"", ";a=\"x\u{7F}\"", ";a=\"\\\u{1}\"", "\u{0}", ";a=\"\u{1B}\""] {
+        for ext in [";a=b\u{0}", ";a=b\u{1}", ";a\u{7F}", ";a=\"x\u{0}y\"", ";a=\"x\u{7F}\"", ";a=\"\\\u{1}\"", ";a=\"\u{1B}\""] {
             assertError("5\(ext)\r\nhello\r\n0\r\n\r\n", invalid)
         }
     }
@@ -208,6 +223,20 @@ final class ChunkedReceiverTests: XCTestCase {
         assertError("5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n", tooLarge, maxBody: 10)
         assertError("5\r\n01234\r\n800\r\n", tooLarge, maxBody: 10)
         assertBody("5\r\n01234\r\n4\r\n5678\r\n0\r\n\r\n", "012345678", maxBody: 10)
+    }
+
+    func testMalformedBodyOverTheLimitIsAnswered413() {
+        // Waitress counts the bytes received against the limit before the framing.
+        let chunked = BodyReceiver.chunked(ChunkedReceiver(maxBodySize: 1000, maxHeaderSize: 100))
+        let malformed = badRequest("Invalid chunk extension")
+        XCTAssertEqual(chunked.answer(to: malformed, received: 1000, maxBodySize: 1000), .entityTooLarge(limit: 1000))
+        XCTAssertEqual(chunked.answer(to: malformed, received: 999, maxBodySize: 1000), malformed)
+        // Trailers too large stay 431; a fixed-length body is never reinterpreted.
+        XCTAssertEqual(
+            chunked.answer(to: .headerFieldsTooLarge(limit: 100), received: 5000, maxBodySize: 1000),
+            .headerFieldsTooLarge(limit: 100))
+        let fixed = BodyReceiver.fixed(FixedLengthReceiver(length: 10))
+        XCTAssertEqual(fixed.answer(to: malformed, received: 5000, maxBodySize: 1000), malformed)
     }
 
     func test413IsReportedBeforeTheDataArrives() {

@@ -2,10 +2,18 @@
 
 The server recognises instances of :class:`ReadOnlyFileBasedBuffer` returned
 by an application and sends the file itself (Content-Length from the file's
-remaining size when it has ``seek``/``tell``), so the iteration protocol below
-only runs when something other than the server iterates the wrapper.
+remaining size when it is seekable), so the iteration protocol below only runs
+when something other than the server iterates the wrapper.
 """
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
+
+
+def _is_seekable(fp: Any) -> bool:
+    """The file's own answer when it has ``seekable()``, else whether it has
+    both ``seek`` and ``tell`` (the test the server applies too)."""
+    if hasattr(fp, "seekable"):
+        return bool(fp.seekable())
+    return hasattr(fp, "seek") and hasattr(fp, "tell")
 
 
 class ReadOnlyFileBasedBuffer:
@@ -14,6 +22,13 @@ class ReadOnlyFileBasedBuffer:
     def __init__(self, file: IO[bytes], block_size: int = 32768) -> None:
         self.file = file
         self.block_size = block_size
+        # As in Waitress: a middleware that wraps the wrapper (to serve Range
+        # requests, say) can seek a seekable file through it.
+        if _is_seekable(file):
+            if hasattr(file, "seekable"):
+                self.seekable = file.seekable
+            self.seek = file.seek
+            self.tell = file.tell
 
     def __iter__(self) -> Iterator[bytes]:
         return self

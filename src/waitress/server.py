@@ -120,6 +120,10 @@ class _Serving:
         self._lock = threading.Lock()
         self._engine: Any = None
         self._closed = False
+        self._thread: Optional[threading.Thread] = None
+        #: Set when no run() is in progress (or it has returned).
+        self._idle = threading.Event()
+        self._idle.set()
 
     def run(
         self,
@@ -144,15 +148,19 @@ class _Serving:
                 queue_logger,
             )
             self._engine = engine
+            self._thread = threading.current_thread()
+            self._idle.clear()
         try:
             with _sigterm_raises_system_exit():
                 engine.run()
         finally:
             with self._lock:
                 self._engine = None
+                self._thread = None
                 closed = self._closed
             if closed:
                 close_sockets()
+            self._idle.set()
 
     def close(self) -> bool:
         """Stop a running engine; True if the caller should close the sockets."""
@@ -163,6 +171,72 @@ class _Serving:
             return True
         engine.stop()
         return False
+
+    def wait_stopped(self, timeout: Optional[float]) -> bool:
+        """From another thread than the serving one: wait until run() has
+        returned (and closed the sockets, if closing).  True once it has."""
+        if self._thread is threading.current_thread():
+            return False
+        return self._idle.wait(timeout)
+
+
+class _AsyncoreLoop:
+    """``server.asyncore``: what subclasses written for Waitress call to serve.
+
+    In Waitress this is its ``wasyncore`` module and ``loop(timeout, map=m)``
+    polls the socket map until it is empty.  Here ``loop`` runs the native
+    engine over the listening servers of the map until ``close()`` (or
+    ``handle_close()``) stops it, from any thread.  WebTest's
+    ``StopableWSGIServer.run`` is such a caller.
+    """
+
+    def __init__(self, server: "BaseWSGIServer") -> None:
+        self._server = server
+
+    def loop(
+        self,
+        timeout: float = 30.0,
+        use_poll: bool = False,
+        map: Optional[Dict[int, Any]] = None,
+        count: Optional[int] = None,
+    ) -> None:
+        if count is not None:
+            raise ValueError(
+                "loop(count=...) is not supported: the native engine serves "
+                "until the server is closed"
+            )
+        server = self._server
+        if map is None:
+            map = server._map
+        server._serving.run(
+            server.application, _listening_servers(map), server.adj, server._close_socket
+        )
+
+
+class _TaskDispatcher:
+    """``server.task_dispatcher``: the worker pool as Waitress exposes it.
+
+    The ``threads`` workers live in the native engine and stop with it, so
+    ``shutdown()`` stops the engine that serves this server (finishing the
+    requests in flight) and waits for it, as Waitress's dispatcher waits for
+    its threads.
+    """
+
+    def __init__(self, server: "BaseWSGIServer") -> None:
+        self._server = server
+        self.threads = server.adj.threads
+
+    def shutdown(self, cancel_pending: bool = True, timeout: float = 5) -> bool:
+        serving = self._server._serving
+        serving.close()
+        if not serving.wait_stopped(timeout):
+            self._server.logger.warning("%d thread(s) still running", self.threads)
+        return cancel_pending
+
+
+#: How long ``handle_close()`` waits for a draining engine before it leaves
+#: the socket for the serving thread to close.
+_HANDLE_CLOSE_WAIT = 35.0
 
 
 def _raise_system_exit(signum: int, frame: Any) -> None:
@@ -291,6 +365,9 @@ class BaseWSGIServer:
         self.server_name = adj.server_name
         self._map = map
         self._serving = _Serving()
+        self.asyncore = _AsyncoreLoop(self)
+        # A dispatcher passed in is ignored: the worker pool is the engine's.
+        self.task_dispatcher = _TaskDispatcher(self)
 
         created = _sock is None
         if _sock is None:
@@ -362,6 +439,26 @@ class BaseWSGIServer:
         """
         if self._serving.close():
             self._close_socket()
+
+    def handle_close(self) -> None:
+        """Close as Waitress's dispatchers do when their map is torn down:
+        the socket leaves the map, and once this returns it is closed (from
+        another thread than the serving one, this waits for the engine to
+        finish the requests in flight and let go of the socket)."""
+        if self._serving.close():
+            self._close_socket()
+            return
+        if not self._serving.wait_stopped(_HANDLE_CLOSE_WAIT):
+            # Still draining: take it out of the map now, the serving thread
+            # closes the socket when the engine lets go of it.
+            if self._map.get(self._fileno) is self:
+                del self._map[self._fileno]
+
+    def maintenance(self, now: float) -> None:
+        """Waitress closes channels idle past ``channel_timeout`` here.  The
+        engine sweeps its connections itself every ``cleanup_interval``, so
+        there is nothing left for Python to do; kept for subclasses and
+        tools that call it (WebTest's ``StopableWSGIServer.shutdown``)."""
 
     def _close_socket(self) -> None:
         self.accepting = False

@@ -34,13 +34,24 @@ _time = "(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
 #   IMF-fixdate  "Sun, 06 Nov 1994 08:49:37 GMT"
 #   RFC 850      "Sunday, 06-Nov-94 08:49:37 GMT"
 _IMF_FIXDATE = re.compile(
-    "(?:%s), (?P<day>[0-9]{1,2}) %s (?P<year>[0-9]+) %s gmt"
+    "(?P<weekday>%s), (?P<day>[0-9]{1,2}) %s (?P<year>[0-9]+) %s gmt"
     % ("|".join(d.lower() for d in _DAY_ABBREVIATIONS), _month, _time)
 )
 _RFC850_DATE = re.compile(
-    "(?:%s), (?P<day>[0-9]{1,2})-%s-(?P<year>[0-9]+) %s gmt"
+    "(?P<weekday>%s), (?P<day>[0-9]{1,2})-%s-(?P<year>[0-9]+) %s gmt"
     % ("|".join(_DAY_NAMES), _month, _time)
 )
+
+# Waitress's public names for the two patterns.  Their groups are numbered as
+# Waitress numbers them: 1 weekday, 2 day, 3 month, 4 year, 5-7 h:m:s.
+rfc822_reg = _IMF_FIXDATE
+rfc850_reg = _RFC850_DATE
+
+# RFC 9110 section 5.6.4: quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE
+_QUOTED_STRING = re.compile(
+    r'"(?:[\t !\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+)
+_QUOTED_PAIR = re.compile(r"\\([\t \x21-\x7e\x80-\xff])")
 
 
 def build_http_date(when: float) -> str:
@@ -57,32 +68,65 @@ def build_http_date(when: float) -> str:
     )
 
 
+def _unpack_date(m: "re.Match[str]") -> Tuple[int, int, int, int, int, int, int, int, int]:
+    year = m["year"]
+    if len(year) == 2:
+        # RFC 850 dates carry two-digit years; Waitress reads them as 19xx.
+        year = "19" + year
+    return (
+        int(year),
+        _MONTH_NUMBERS[m["month"]],
+        int(m["day"]),
+        int(m["hour"]),
+        int(m["minute"]),
+        int(m["second"]),
+        0,
+        0,
+        0,
+    )
+
+
+def unpack_rfc822(m: "re.Match[str]") -> Tuple[int, int, int, int, int, int, int, int, int]:
+    """The ``time.struct_time``-shaped tuple of an ``rfc822_reg`` match."""
+    return _unpack_date(m)
+
+
+def unpack_rfc850(m: "re.Match[str]") -> Tuple[int, int, int, int, int, int, int, int, int]:
+    """The ``time.struct_time``-shaped tuple of an ``rfc850_reg`` match
+    (a two-digit year is read as 19xx)."""
+    return _unpack_date(m)
+
+
 def parse_http_date(d: str) -> int:
     """Return the POSIX timestamp of an HTTP date, or 0 if it is not one."""
     d = d.lower()
     for pattern in (_RFC850_DATE, _IMF_FIXDATE):
         m = pattern.fullmatch(d)
         if m is not None:
-            break
-    else:
-        return 0
-    year = m["year"]
-    if len(year) == 2:
-        # RFC 850 dates carry two-digit years; Waitress reads them as 19xx.
-        year = "19" + year
-    return calendar.timegm(
-        (
-            int(year),
-            _MONTH_NUMBERS[m["month"]],
-            int(m["day"]),
-            int(m["hour"]),
-            int(m["minute"]),
-            int(m["second"]),
-            0,
-            0,
-            0,
-        )
-    )
+            return calendar.timegm(_unpack_date(m))
+    return 0
+
+
+def find_double_newline(s: bytes) -> int:
+    """Index just past the first CRLF CRLF in ``s`` (the end of a request
+    head), or -1 when there is none.  A bare LF pair does not count."""
+    index = s.find(b"\r\n\r\n")
+    return -1 if index < 0 else index + 4
+
+
+def undquote(value: str) -> str:
+    """The content of an RFC 9110 quoted-string with its quoted-pairs undone;
+    a value without quotes is returned as it is.
+
+    Raises ValueError for a value that is quoted only at one end, or whose
+    quoting is not a well-formed quoted-string (``'"\\"'``, ``'"a'``).
+    """
+    starts, ends = value.startswith('"'), value.endswith('"')
+    if not starts and not ends:
+        return value
+    if starts and ends and _QUOTED_STRING.fullmatch(value):
+        return _QUOTED_PAIR.sub(r"\1", value[1:-1])
+    raise ValueError("Invalid quoting in value: %r" % (value,))
 
 
 def cleanup_unix_socket(path: str) -> None:

@@ -9,7 +9,9 @@ what happened inside the server (``close()`` calls, generators stopped early).
 import hashlib
 import io
 import json
+import os
 import sys
+import threading
 import time
 from urllib.parse import parse_qs
 
@@ -294,6 +296,44 @@ def bytesio(environ, start_response):
     return environ["wsgi.file_wrapper"](io.BytesIO(_pattern(int(q["size"]))))
 
 
+class UnseekableRaw(io.RawIOBase):
+    """Has seek() and tell() (from IOBase) but says it is not seekable:
+    calling them raises io.UnsupportedOperation."""
+
+    def __init__(self, data):
+        self._data = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        chunk = self._data.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def unseekable(environ, start_response):
+    """file_wrapper over a non-seekable file: ?kind=rawio or ?kind=pipe."""
+    q = _query(environ)
+    data = _pattern(int(q["size"]))
+    if q.get("kind") == "pipe":
+        read_end, write_end = os.pipe()
+        threading.Thread(target=_fill_pipe, args=(write_end, data), daemon=True).start()
+        f = os.fdopen(read_end, "rb", buffering=0)
+    else:
+        f = UnseekableRaw(data)
+    hdrs = [("Content-Type", "application/octet-stream")]
+    if q.get("cl"):
+        hdrs.append(("Content-Length", q["cl"]))
+    start_response("200 OK", hdrs)
+    return environ["wsgi.file_wrapper"](f, int(q.get("block", "4096")))
+
+
+def _fill_pipe(fd, data):
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
 # -- close() and errors ---------------------------------------------------------------------
 
 
@@ -440,6 +480,7 @@ ROUTES = {
     "file": file,
     "filelike": filelike,
     "bytesio": bytesio,
+    "unseekable": unseekable,
     "closing": closing,
     "events": events,
     "error": error,

@@ -98,3 +98,25 @@ def test_read_only_stream_without_fileno_or_seek(server, version):
             assert resp.chunked
     events = server.wait_for_events(key, lambda ev: "stream closed" in ev)
     assert events == ["stream closed"]
+
+
+@pytest.mark.parametrize("kind", ["rawio", "pipe"])
+@pytest.mark.parametrize("with_cl", [True, False], ids=["content-length", "no-content-length"])
+def test_file_with_seek_and_tell_that_is_not_seekable(server, kind, with_cl):
+    # An io.RawIOBase subclass or a pipe has seek/tell, but seekable() says False:
+    # it is streamed in block_size pieces (Waitress asks seekable() too), never a 500.
+    size = 40 * 1024 + 5
+    target = "/unseekable?kind=%s&size=%d&block=1000" % (kind, size)
+    if with_cl:
+        target += "&cl=%d" % size
+    with server.connect() as conn:
+        for _ in range(2):
+            conn.send(build_request("GET", target))
+            resp = conn.read_response()
+            assert resp.status == 200, resp
+            assert resp.body == pattern(size)
+            if with_cl:
+                assert resp.header("Content-Length") == str(size)
+            else:
+                assert resp.chunked
+    assert_serves(server)

@@ -385,7 +385,32 @@ def test_chunk_size_with_leading_zeros_is_valid(srv):
     ids=["0x", "plus", "minus", "leading-space", "5g", "g", "empty", "decimal-point", "non-ascii"],
 )
 def test_chunk_size_hex_only(srv, size_line):
-    expect_error(srv, CHUNKED_HEAD + size_line + b"\r\nhello\r\n0\r\n\r\n", 400, BAD_REQUEST)
+    expect_error(srv, CHUNKED_HEAD + size_line + b"\r\nhello\r\n0\r\n\r\n", 400, BAD_REQUEST,
+                 "Invalid chunk size")
+
+
+def test_malformed_chunked_body_over_max_body_is_413(small):
+    # Waitress counts the bytes received against max_request_body_size before
+    # it reads the framing: a malformed body sent whole past the limit is a 413.
+    repeat = b"20;\r\n" + b"x" * 30 + b"\r\n"
+    data = CHUNKED_HEAD + repeat * (SMALL_BODY // len(repeat) + 2)
+    expect_error(small, data, 413, "Request Entity Too Large", "exceeds max_body of %d" % SMALL_BODY)
+
+
+def test_malformed_chunked_body_under_max_body_is_400(small):
+    data = CHUNKED_HEAD + b"20;\r\n" + b"x" * 30 + b"\r\n"
+    expect_error(small, data, 400, BAD_REQUEST, "Invalid chunk extension")
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [b"5 \r\nhello\r\n0\r\n\r\n", b"5\t\r\nhello\r\n0\r\n\r\n", b"5\r\nhello\r\n0\t\r\n\r\n",
+     b"5\r\nhello\r\n0 \r\n\r\n"],
+    ids=["space-after-size", "tab-after-size", "tab-after-last", "space-after-last"],
+)
+def test_whitespace_after_chunk_size_without_extension(srv, wire):
+    # As Waitress 3.0.2: BWS is part of a chunk extension, so it needs the ";".
+    expect_error(srv, CHUNKED_HEAD + wire, 400, BAD_REQUEST, "Invalid chunk size")
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,24 @@ def test_expect_100_continue(server):
         assert conn.read_response().body == b"/uri?next"
 
 
+def test_expect_100_continue_sent_when_body_came_with_the_head(server):
+    # Waitress sends the interim response whenever the request asked for it,
+    # also when the client did not wait and the body is already here.
+    body = b"sent without waiting"
+    req = build_request(
+        "POST", "/echo", [("Expect", "100-continue"), ("Content-Length", str(len(body)))], body
+    )
+    with server.connect() as conn:
+        conn.send(req)
+        interim = conn.read_head()
+        assert interim.raw_head == b"HTTP/1.1 100 Continue\r\n\r\n"
+        resp = conn.read_response("POST")
+        assert resp.status == 200
+        assert resp.body == body
+        conn.send(build_request("GET", "/uri?after"))
+        assert conn.read_response().body == b"/uri?after"
+
+
 def test_expect_100_continue_chunked(server):
     body = b"chunked after continue"
     head = build_request("POST", "/echo", [("Expect", "100-continue"), ("Transfer-Encoding", "chunked")])
