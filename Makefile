@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: serve test install swift-test py-test py-other fuzz-smoke clean
+.PHONY: serve test install swift-test py-test py-other upstream-test fuzz-smoke clean
 
 # The other interpreters the suite runs on (pyenv's, as on this machine kind).
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
@@ -27,6 +27,12 @@ swift-test:
 py-test: install
 	cd tests && ../$(PY) -m pytest -q -p no:cacheprovider unit functional
 	tests/stubtest.sh
+	$(MAKE) upstream-test
+
+# Waitress 3.0.2's own functional and public-API tests, fetched from PyPI at test time,
+# against the installed package (expected failures: tests/upstream/upstream_expectations.py).
+upstream-test: install
+	$(PY) tests/upstream/run.py
 
 # A short, bounded libFuzzer pass over the parser and body receivers
 # (fuzz/run.sh SECONDS runs longer ones).
@@ -42,6 +48,7 @@ py-other:
 	  .venv-$$v/bin/python -m pip install --quiet --upgrade pip; \
 	  .venv-$$v/bin/python -m pip install --quiet ".[testing]"; \
 	  (cd tests && ../.venv-$$v/bin/python -m pytest -q -p no:cacheprovider unit functional); \
+	  .venv-$$v/bin/python tests/upstream/run.py; \
 	done
 
 # The fuzz pass first, so the last lines are a test runner's summary.

@@ -263,7 +263,32 @@ final class WSGIApplication {
     // MARK: logging (GIL held)
 
     func logException(_ message: String, _ exception: PyPtr?) {
+        guard let exception = exception, let traceback = PyException_GetTraceback(exception) else {
+            // Raised by the server itself outside any Python frame (a body item
+            // that is not bytes, an app result that is not iterable): give it
+            // a traceback, so the record has the shape Waitress's records have.
+            let raised = exception.flatMap(raisedInServer)
+            log(logger, "error", message, raised ?? exception)
+            if let raised = raised { wp_decref(raised) }
+            return
+        }
+        wp_decref(traceback)
         log(logger, "error", message, exception)
+    }
+
+    /// `exception` raised and caught in waitress's Python code (a new
+    /// reference), or nil if that failed.
+    private func raisedInServer(_ exception: PyPtr) -> PyPtr? {
+        guard let helper = importAttribute("waitress.utilities", "_raised_in_server") else {
+            PyErr_Clear()
+            return nil
+        }
+        defer { wp_decref(helper) }
+        guard let raised = callObject(helper, [exception]) else {
+            PyErr_Clear()
+            return nil
+        }
+        return raised
     }
 
     func warn(_ message: String) { log(logger, "warning", message, nil) }

@@ -272,10 +272,13 @@ final class ConnectionHandlerTests: XCTestCase {
         XCTAssertEqual(harness.requests.first?.bodyText, "abc")
     }
 
-    func testNoContinueWhenTheBodyIsAlreadyHere() throws {
+    func testContinueAlsoWhenTheBodyIsAlreadyHere() throws {
+        // As Waitress: the client asked, so it gets the interim response first.
         try harness.send("POST /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello")
         XCTAssertEqual(harness.requests.first?.bodyText, "hello")
-        XCTAssertEqual(try harness.written(), "")
+        XCTAssertEqual(try harness.written(), "HTTP/1.1 100 Continue\r\n\r\n")
+        try harness.respond(harness.request(0), "done")
+        XCTAssertEqual(try harness.written(), "done")
     }
 
     func testNoContinueWithoutABody() throws {

@@ -129,6 +129,17 @@ def undquote(value: str) -> str:
     raise ValueError("Invalid quoting in value: %r" % (value,))
 
 
+def _raised_in_server(exc: BaseException) -> BaseException:
+    """``exc`` with a traceback: the engine calls this for an error it raised
+    itself outside any Python frame (a body item that is not bytes, an app
+    result that is not iterable), so that "Exception while serving" records
+    carry a traceback, as Waitress's do."""
+    try:
+        raise exc
+    except BaseException as raised:
+        return raised
+
+
 def cleanup_unix_socket(path: str) -> None:
     """Remove a stale Unix socket file at ``path`` before binding there.
 

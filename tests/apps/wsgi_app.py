@@ -376,6 +376,26 @@ def error(environ, start_response):
     raise RuntimeError("boom %s" % _query(environ).get("msg", ""))
 
 
+def thread_name(environ, start_response):
+    """The name of the worker thread in Python's threading (after ?ms=N of sleep)."""
+    time.sleep(int(_query(environ).get("ms", "0")) / 1000.0)
+    name = threading.current_thread().name.encode()
+    start_response("200 OK", TEXT + [("Content-Length", str(len(name)))])
+    return [name]
+
+
+def str_body(environ, start_response):
+    """A str body item: PEP 3333 requires bytes."""
+    start_response("200 OK", TEXT)
+    return ["not bytes %s" % _query(environ).get("msg", "")]
+
+
+def not_iterable(environ, start_response):
+    """An app result that cannot be iterated."""
+    start_response("200 OK", TEXT)
+    return len(_query(environ).get("msg", ""))
+
+
 def error_after_headers(environ, start_response):
     """Content-Length 100, ten bytes out, then an exception: the client must see a short body."""
     msg = _query(environ).get("msg", "")
@@ -485,6 +505,9 @@ ROUTES = {
     "events": events,
     "error": error,
     "error-after-headers": error_after_headers,
+    "thread": thread_name,
+    "str-body": str_body,
+    "not-iterable": not_iterable,
     "bad-start-response": bad_start_response,
     "exc-info": exc_info,
     "endless": endless,

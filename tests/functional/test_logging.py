@@ -86,6 +86,50 @@ def assert_serves_app(s):
     assert resp.status == 200 and resp.body == b"Hello, world!"
 
 
+@pytest.mark.parametrize(
+    "route, error",
+    [("/str-body", r"TypeError: .*\bstr\b"), ("/not-iterable", r"TypeError: .*\bint\b")],
+    ids=["str-body-item", "not-iterable"],
+)
+def test_errors_found_by_the_server_are_logged_with_a_traceback(impl, route, error):
+    # Raised outside the app's frames (by the server's iteration), still a whole
+    # "Traceback (most recent call last):" record, as Waitress logs it.
+    s = impl(APP)
+    mark = s.log_mark()
+    with s.connect() as conn:
+        conn.send(build_request("GET", route + "?msg=x"))
+        try:
+            conn.read_response()
+        except AssertionError:
+            pass  # Waitress cuts the response short after its head
+    deadline = time.monotonic() + 5
+    while "Exception while serving %s" % route not in s.log_since(mark):
+        assert time.monotonic() < deadline, s.log_since(mark)
+        time.sleep(0.05)
+    time.sleep(0.2)
+    lines = s.log_since(mark).splitlines()
+    i = lines.index("ERROR:waitress:Exception while serving %s" % route)
+    assert lines[i + 1] == "Traceback (most recent call last):", lines
+    assert any(re.match(error, line) for line in lines[i + 2:]), lines
+    assert_serves_app(s)
+
+
+def test_worker_threads_are_named_as_waitress_names_them(impl):
+    # Pyramid's default log format prints %(threadName)s.
+    s = impl(APP, threads=3)
+    names = []
+
+    def ask():
+        names.append(s.get("/thread?ms=300").body.decode())
+
+    clients = [threading.Thread(target=ask) for _ in range(3)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join(10)
+    assert sorted(names) == ["waitress-0", "waitress-1", "waitress-2"]
+
+
 def test_exception_path_with_url_prefix(impl):
     """The path in the message is the whole request path, prefix included."""
     s = impl(APP, url_prefix="/pre")
@@ -172,6 +216,17 @@ def test_task_queue_depth_warning(impl, waves, deepest):
         "the backlog reached %d requests, but the deepest depth logged is %d "
         "(all queue warnings: %r)" % (deepest, max(depths), depths)
     )
+
+
+def test_no_queue_warning_right_after_start_up(private_server):
+    # Workers still starting are idle, not busy: one request at a time never waits.
+    for _ in range(3):
+        s = private_server(APP, threads=4)
+        for i in range(3):
+            assert s.get("/uri?%d" % i).status == 200
+        time.sleep(0.2)
+        assert "Task queue depth" not in s.log_since(0)
+        s.stop()
 
 
 def test_no_queue_warning_when_workers_are_free(private_server):
