@@ -1,6 +1,6 @@
 // swift-tools-version:5.10
 //
-// The Swift core of the `waitress` package. Layers (DESIGN.md §2), dependencies
+// The Swift core of the `waitress` package. Layers (docs/architecture.md §1), dependencies
 // pointing downward only:
 //
 //   WaitressNative  PyInit__native: the flat native API the Python package calls

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Instructions per request under callgrind (DESIGN.md section 8).
+"""Instructions per request under callgrind (method: bench/README.md).
 
 For each server: start it under `valgrind --tool=callgrind`, send exactly N1
 keep-alive requests, stop it; again with N2 requests; then

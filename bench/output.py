@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Response-output benchmark: files, large and streamed bodies, uploads (DESIGN.md section 8).
+"""Response-output benchmark: files, large and streamed bodies, uploads (method: bench/README.md).
 
 Workloads of bench/apps/output_app.py, served alike by real Waitress 3.0.2,
 Granian, gunicorn (gthread) and ours: /file (16 MiB through

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Throughput/latency benchmark: Waitress 3.0.2 vs Granian vs ours (DESIGN.md section 8).
+"""Throughput/latency benchmark: Waitress 3.0.2 vs Granian vs ours (method: bench/README.md).
 
 Hello-world WSGI app, server pinned to CPU 0 and wrk to CPU 1, interleaved
 rounds (A B C, A B C, ...), each measured run on a freshly started server with

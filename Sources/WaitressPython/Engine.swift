@@ -4,7 +4,7 @@ import WaitressServer
 
 /// `waitress._native.Engine`: one server (an event loop for all its listeners
 /// plus the worker pool). Constructing it only records the configuration;
-/// threads and the event loop exist only inside `run()` (DESIGN.md §3), so a
+/// threads and the event loop exist only inside `run()` (docs/architecture.md §3), so a
 /// process may fork after creating servers.
 public final class Engine {
     /// How long a stop waits for in-flight requests to finish and flush

@@ -10,7 +10,7 @@ import Glibc
 /// Waitress's ThreadedTaskDispatcher in Swift: `threads` worker threads run
 /// the application. Each takes a persistent Python thread state once and then,
 /// per batch of work, reacquires the GIL, runs every task it finds queued, and
-/// releases the GIL before waiting again (DESIGN.md §3). The event loop only
+/// releases the GIL before waiting again (docs/architecture.md §3). The event loop only
 /// appends to the queue. It wakes a parked worker at once only when no worker
 /// is awake; otherwise it checks 1 ms later whether the queue made progress and
 /// wakes another worker only if it did not (the awake ones are blocked in the

@@ -110,7 +110,7 @@ final class ServerCore: @unchecked Sendable {
 /// The network half of the server: one NIO event loop thread serving every
 /// listener, with the request path handed to a RequestDispatcher.
 ///
-/// Lifecycle (DESIGN.md §3): `start()` adopts the listening sockets; `stop()`
+/// Lifecycle (docs/architecture.md §5): `start()` adopts the listening sockets; `stop()`
 /// stops accepting, lets in-service requests finish and flush (bounded by
 /// `drainSeconds`), closes what is left and stops the event loop. Neither
 /// blocks the event loop; both must be called without the GIL held.

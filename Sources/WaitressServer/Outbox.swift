@@ -3,7 +3,7 @@ import NIOCore
 /// Carries response parts from worker threads to the event loop in batches:
 /// only the post that finds the outbox empty schedules a task on the loop, and
 /// that task drains everything posted meanwhile, so a busy server pays one
-/// wake-up for many responses (DESIGN.md §3).
+/// wake-up for many responses (docs/architecture.md §3).
 final class Outbox: @unchecked Sendable {
     private let eventLoop: EventLoop
     private let gate = Gate()

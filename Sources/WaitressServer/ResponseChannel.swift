@@ -153,7 +153,7 @@ public final class ResponseChannel: @unchecked Sendable {
 
 /// Response ends collected by one worker thread while it drains a batch of
 /// requests, handed to the event loop together: one wake-up of the loop for
-/// many responses instead of one each (DESIGN.md §3: batch the hops).
+/// many responses instead of one each (docs/architecture.md §3: batch the hops).
 public final class ResponseBatch {
     private var outbox: Outbox?
     private var parts: [(ConnectionHandler, ResponseChannel.Part)] = []

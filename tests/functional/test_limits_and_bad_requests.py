@@ -1,7 +1,7 @@
 """Limits and malformed requests: Waitress's error responses (status, plain-text body,
 ``Connection: close``), the connection closed afterwards, and the server still serving.
 
-Cases where this project deliberately differs from Waitress (DESIGN.md section 5: Content-Length
+Cases where this project deliberately differs from Waitress (docs/differences.md: Content-Length
 together with Transfer-Encoding, Transfer-Encoding on HTTP/1.0, overflowing chunk sizes, bare
 LF line endings) are not tested here.
 """
