@@ -20,7 +20,7 @@ $(PY):
 INSTALL_STAMP := $(VENV)/.installed
 BUILD_INPUTS := Package.swift setup.py pyproject.toml MANIFEST.in \
 	$(wildcard tools/swift_build.py tools/glibc_compat.c tools/exports.map) \
-	$(shell find Sources src -type f -not -name '*.pyc' 2>/dev/null)
+	$(shell find Sources src -type f -not -name '*.pyc' -not -path '*.egg-info/*' 2>/dev/null)
 
 install: $(INSTALL_STAMP)
 

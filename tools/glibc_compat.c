@@ -1,15 +1,16 @@
 /*
- * Binds the extension's glibc references to versions glibc 2.28 has, so the
- * wheel is manylinux_2_28 (RHEL 8 and later) although it is linked against a
- * newer glibc (Debian 12's 2.36).
+ * Binds the extension's glibc references to versions glibc 2.17 has and keeps
+ * its libstdc++ needs at GCC 6's, so the wheel is manylinux_2_24 (and so 2_28,
+ * RHEL 8 and later) although it is linked against Debian 12's glibc 2.36 and
+ * GCC 12's libstdc++. docs/packaging.md says what blocks manylinux2014.
  *
  * Every reference in the link (our objects, SwiftNIO's and the static Swift
- * runtime's) that the newer headers sent to a symbol version newer than 2.28
+ * runtime's) that the newer headers sent to a symbol version newer than 2.17
  * resolves to the hidden definition here instead, which calls the same
  * function under its old version. The old versions are the same code in
  * glibc 2.34+ (pthread and libdl moved into libc and got new versions; exp,
- * log, exp2, log2 (2.29) and hypotf (2.35) only dropped the SVID error
- * wrappers). stat/fstat/lstat exist as functions only since 2.33; before
+ * log, exp2, log2 (2.29), expf, exp2f, logf, log2f, powf (2.27) and hypotf
+ * (2.35) only dropped the SVID error wrappers). stat/fstat/lstat exist as functions only since 2.33; before
  * they were inline calls to __xstat, which every x86_64 glibc exports.
  *
  * setup.py compiles this and links it in on x86_64 glibc Linux; tools/wheels.py
@@ -72,7 +73,12 @@ HIDDEN void *sem_open(const char *name, int flags, unsigned mode, unsigned value
     return sem_open_old(name, flags, mode, value);
 }
 
-/* glibc 2.29/2.35: the same functions without the SVID error wrappers. */
+/* glibc 2.27/2.29/2.35: the same functions without the SVID error wrappers. */
+FORWARD(float, expf, "GLIBC_2.2.5", (float x), (x))
+FORWARD(float, exp2f, "GLIBC_2.2.5", (float x), (x))
+FORWARD(float, logf, "GLIBC_2.2.5", (float x), (x))
+FORWARD(float, log2f, "GLIBC_2.2.5", (float x), (x))
+FORWARD(float, powf, "GLIBC_2.2.5", (float x, float y), (x, y))
 FORWARD(double, exp, "GLIBC_2.2.5", (double x), (x))
 FORWARD(double, exp2, "GLIBC_2.2.5", (double x), (x))
 FORWARD(double, log, "GLIBC_2.2.5", (double x), (x))
@@ -99,6 +105,27 @@ HIDDEN int lstat(const char *p, struct stat *b) { return __lxstat_old(STAT_VER, 
 extern void _ZSt17__throw_bad_allocv(void) __attribute__((noreturn));
 HIDDEN __attribute__((noreturn)) void _ZSt28__throw_bad_array_new_lengthv(void) {
     _ZSt17__throw_bad_allocv();
+}
+
+
+/* CXXABI_1.3.11 (GCC 7): the aligned operator new and sized aligned delete the
+ * Swift runtime uses. Both are ours, so whatever one allocates the other frees;
+ * libstdc++'s are the same pair (aligned allocation, free) plus a new_handler
+ * loop that nothing here installs a handler for. Without them the policy would
+ * stop at manylinux_2_27 (2_24 and 2_26 allow CXXABI 1.3.10). */
+extern int posix_memalign(void **out, size_t alignment, size_t size);
+extern void free(void *p);
+HIDDEN void *_ZnwmSt11align_val_t(size_t size, size_t alignment) {
+    void *p = NULL;
+    if (size == 0) size = 1;
+    if (alignment < sizeof(void *)) alignment = sizeof(void *);
+    if (posix_memalign(&p, alignment, size) != 0) _ZSt17__throw_bad_allocv();
+    return p;
+}
+HIDDEN void _ZdlPvmSt11align_val_t(void *p, size_t size, size_t alignment) {
+    (void)size;
+    (void)alignment;
+    free(p);
 }
 
 #endif

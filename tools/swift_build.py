@@ -20,6 +20,7 @@ What the build does and why (DESIGN.md §6):
 
 Without ``swift`` on PATH it raises ``SwiftMissing`` with a short message.
 """
+import glob
 import os
 import platform
 import shutil
@@ -130,6 +131,25 @@ def swift_build_command(swift, scratch):
     return command
 
 
+def force_relink_if_link_inputs_changed(command, scratch):
+    """SwiftPM does not see files passed with -Xlinker (the compat object, the
+    export list): when they or the command change, drop the built library so
+    that swift build links it again."""
+    import hashlib
+
+    digest = hashlib.sha256("\0".join(command).encode())
+    for path in (os.path.join(TOOLS, "exports.map"), os.path.join(scratch, "glibc_compat.o")):
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                digest.update(f.read())
+    stamp = os.path.join(scratch, "link-inputs.sha256")
+    previous = open(stamp).read() if os.path.exists(stamp) else None
+    if previous != digest.hexdigest():
+        for built in glob.glob(os.path.join(scratch, "*", "release", "libWaitressNative.so")):
+            os.remove(built)
+    return stamp, digest.hexdigest()
+
+
 def build(target=None, announce=print):
     """Build the core for the running Python; copy it to ``target`` if given.
 
@@ -140,8 +160,11 @@ def build(target=None, announce=print):
     env = dict(os.environ)
     env["WAITRESS_PYTHON_INCLUDE"] = sysconfig.get_path("include")
     command = swift_build_command(swift, scratch)
+    stamp, digest = force_relink_if_link_inputs_changed(command, scratch)
     announce("running " + " ".join(command))
     subprocess.run(command, check=True, env=env, cwd=ROOT)
+    with open(stamp, "w") as f:
+        f.write(digest)
     built = os.path.join(scratch, "release", "libWaitressNative.so")
     if target is not None:
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
