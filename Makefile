@@ -24,7 +24,8 @@ BUILD_INPUTS := Package.swift setup.py pyproject.toml MANIFEST.in \
 
 install: $(INSTALL_STAMP)
 
-$(INSTALL_STAMP): $(PY) $(BUILD_INPUTS)
+# $(PY) is order-only: it is a symlink to the interpreter, whose mtime is not ours.
+$(INSTALL_STAMP): $(BUILD_INPUTS) | $(PY)
 	$(PY) tools/swift_build.py
 	$(PY) -m pip install --quiet ".[testing]"
 	touch $@
@@ -58,12 +59,13 @@ py-other:
 # Packaging: wheels that need no Swift (tools/wheels.py says what each checks).
 PKG_VENV ?= .venv-pkg
 PKG_PY := $(PKG_VENV)/bin/python
+PKG_STAMP := $(PKG_VENV)/.installed
 PKG_RUN := PATH="$(CURDIR)/$(PKG_VENV)/bin:$$PATH" $(PKG_PY) tools/wheels.py
 # The interpreter .venv was made from (pyenv's shim resolves to a real one).
 DEFAULT_PYTHON = $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 WHEEL_PYTHONS ?= 3.9 3.10 3.11 3.12 3.13
 
-$(PKG_PY): tools/requirements.txt
+$(PKG_STAMP): tools/requirements.txt
 	[ -x $(PKG_PY) ] || $(PYTHON) -m venv $(PKG_VENV)
 	$(PKG_PY) -m pip install --quiet --upgrade pip
 	$(PKG_PY) -m pip install --quiet -r tools/requirements.txt
@@ -72,12 +74,12 @@ $(PKG_PY): tools/requirements.txt
 # The default Python's wheel (reusing make install's Swift build), installed and
 # served without swift on PATH, auditwheel's policy, and the sdist's contents
 # and no-Swift error. Part of make test.
-wheel-test: install $(PKG_PY)
+wheel-test: install $(PKG_STAMP)
 	$(PKG_RUN) --check-sdist $(DEFAULT_PYTHON)
 
 # The five wheels into dist/, each checked the same way (not in CI: a cold Swift
 # build per Python version the first time).
-wheels: $(PKG_PY)
+wheels: $(PKG_STAMP)
 	set -e; pys=""; for v in $(WHEEL_PYTHONS); do \
 	  exe=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python3 | sort -V | tail -1); \
 	  test -x "$$exe" || { echo "Python $$v not found under $(PYENV_ROOT)"; exit 1; }; \
@@ -86,7 +88,7 @@ wheels: $(PKG_PY)
 	$(PKG_RUN) --check-sdist $$pys
 
 # pip install of the sdist where Swift is installed: a cold Swift build (minutes).
-sdist-test: $(PKG_PY)
+sdist-test: $(PKG_STAMP)
 	$(PKG_RUN) --install-sdist $(DEFAULT_PYTHON)
 
 # The fuzz pass first, so the last lines are a test runner's summary.
