@@ -10,6 +10,10 @@ from .server import create_server
 
 __all__ = ["serve", "serve_paste", "profile"]
 
+# The Waitress release whose behaviour this follows, with a PEP 440 local label
+# for this implementation: "waitress==3.0.2" pins are still satisfied.
+__version__ = "3.0.2+swift.1"
+
 
 def serve(app: Any, **kw: Any) -> None:
     """Serve the WSGI application ``app`` until interrupted.

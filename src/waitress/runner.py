@@ -8,7 +8,7 @@ import pkgutil
 import sys
 from typing import Any, Callable, List, Optional, TextIO
 
-from . import serve
+from . import __version__, serve
 from .adjustments import Adjustments
 from .utilities import logger
 
@@ -21,6 +21,10 @@ Standard options:
 
     --help
         Print this help and exit.
+
+    --version
+        Print the version (that of the Waitress release whose behaviour
+        this server follows, with a "+swift.N" local label) and exit.
 
     --call
         Treat MODULE:OBJECT as a factory: call it and serve the WSGI
@@ -194,6 +198,15 @@ def show_exception(stream: TextIO) -> None:
 def run(argv: List[str] = sys.argv, _serve: Callable[..., Any] = serve) -> int:
     """Run the command line ``argv``; return the exit status."""
     name = os.path.basename(argv[0])
+
+    # Not one of Waitress's options (it has none), so it stays out of
+    # Adjustments.parse_args; it wins wherever it appears before "--".
+    options = argv[1:]
+    if "--" in options:
+        options = options[: options.index("--")]
+    if "--version" in options:
+        print(f"{name} {__version__}")
+        return 0
 
     try:
         kw, args = Adjustments.parse_args(argv[1:])
