@@ -210,17 +210,20 @@ def test_ten_thousand_idle_keepalive_connections(raised_nofile, private_server):
     time.sleep(0.3)  # let pending log records out before the fixture's SIGTERM
 
 
-def listen_queue_size(port):
-    """The accept-queue size (listen backlog) of the TCP listener on ``port``, from ss."""
+def listen_queue_size(port, host="127.0.0.1"):
+    """The accept-queue size (listen backlog) of the TCP listener on ``host:port``, from ss.
+
+    Matched on the whole local address: on a shared machine another process may listen on
+    the same port number at another address."""
     out = subprocess.run(
         ["ss", "-Hltn", "sport = :%d" % port], capture_output=True, text=True, timeout=10
     ).stdout
     for line in out.splitlines():
         fields = line.split()
         # State Recv-Q Send-Q Local Peer; for a listener Send-Q is the backlog.
-        if fields and fields[0] == "LISTEN":
+        if len(fields) >= 4 and fields[0] == "LISTEN" and fields[3] == "%s:%d" % (host, port):
             return int(fields[2])
-    raise AssertionError("no listener on port %d in %r" % (port, out))
+    raise AssertionError("no listener on %s:%d in %r" % (host, port, out))
 
 
 @pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
