@@ -135,9 +135,19 @@ public final class HTTPServer: @unchecked Sendable {
         self.core = ServerCore(configuration: configuration, dispatcher: dispatcher, eventLoop: group.next(), logs: logs)
     }
 
+    /// Descriptors kept free beside the connections: listeners, the event
+    /// loop's own, spill files, what the application opens.
+    static let descriptorReserve = 64
+
     public func start() throws {
         let core = self.core
         let configuration = self.configuration
+        if let soft = raiseOpenFileLimit(), configuration.connectionLimit + Self.descriptorReserve > soft {
+            logs.post(
+                .warning,
+                "connection_limit (\(configuration.connectionLimit)) does not fit in the open-file limit (RLIMIT_NOFILE \(soft)) with \(Self.descriptorReserve) descriptors to spare: accepting will pause when descriptors run out"
+            )
+        }
         do {
             for listener in listeners {
                 // The Python socket object keeps its descriptor; NIO gets its own.
@@ -152,6 +162,7 @@ public final class HTTPServer: @unchecked Sendable {
                         channel.eventLoop.makeCompletedFuture {
                             core.limiter.add(listener: channel)
                             try channel.pipeline.syncOperations.addHandler(AcceptCounter(limiter: core.limiter))
+                            try channel.pipeline.syncOperations.addHandler(AcceptErrorHandler(limiter: core.limiter))
                         }
                     }
                     .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
