@@ -14,6 +14,11 @@ public enum RequestError: Error, Equatable, Sendable {
     case notImplemented(String)
     /// 505: a major HTTP version other than 1.
     case versionNotSupported(String)
+    /// 503: the body could not be stored (its temporary file could not be
+    /// created or written, e.g. a full disk; `errno` says why). A server
+    /// condition, not the client's fault, and one that passes: a proxy or
+    /// client may retry elsewhere or later (docs/behaviour.md, "Reliability").
+    case storageFailure(errno: Int32)
 
     public var statusCode: Int {
         switch self {
@@ -22,6 +27,7 @@ public enum RequestError: Error, Equatable, Sendable {
         case .entityTooLarge: return 413
         case .notImplemented: return 501
         case .versionNotSupported: return 505
+        case .storageFailure: return 503
         }
     }
 
@@ -32,6 +38,7 @@ public enum RequestError: Error, Equatable, Sendable {
         case .entityTooLarge: return "Request Entity Too Large"
         case .notImplemented: return "Not Implemented"
         case .versionNotSupported: return "HTTP Version Not Supported"
+        case .storageFailure: return "Service Unavailable"
         }
     }
 
@@ -43,6 +50,8 @@ public enum RequestError: Error, Equatable, Sendable {
             return "exceeds max_header of \(limit)"
         case .entityTooLarge(let limit):
             return "exceeds max_body of \(limit)"
+        case .storageFailure:
+            return "the request body could not be stored"
         }
     }
 }

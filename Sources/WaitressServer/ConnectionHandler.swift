@@ -282,6 +282,12 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         cumulation = nil
         closing = true
         discarding = true
+        if case .storageFailure(let code) = error {
+            core.logs.post(
+                .error,
+                "could not write a request body to a temporary file in \(OverflowableBuffer.temporaryDirectory) (\(String(cString: strerror(code)))); answered 503 Service Unavailable"
+            )
+        }
         let bytes = core.errorResponse(error, version: version)
         guard let context = context else { return }
         if readingPaused { setReading(true) }
