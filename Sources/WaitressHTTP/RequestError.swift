@@ -19,6 +19,9 @@ public enum RequestError: Error, Equatable, Sendable {
     /// condition, not the client's fault, and one that passes: a proxy or
     /// client may retry elsewhere or later (docs/behaviour.md, "Reliability").
     case storageFailure(errno: Int32)
+    /// 408: the request head did not arrive within `request_head_timeout`
+    /// (a client trickling bytes keeps the connection from going idle).
+    case headTimeout(seconds: Int)
 
     public var statusCode: Int {
         switch self {
@@ -28,6 +31,7 @@ public enum RequestError: Error, Equatable, Sendable {
         case .notImplemented: return 501
         case .versionNotSupported: return 505
         case .storageFailure: return 503
+        case .headTimeout: return 408
         }
     }
 
@@ -39,6 +43,7 @@ public enum RequestError: Error, Equatable, Sendable {
         case .notImplemented: return "Not Implemented"
         case .versionNotSupported: return "HTTP Version Not Supported"
         case .storageFailure: return "Service Unavailable"
+        case .headTimeout: return "Request Timeout"
         }
     }
 
@@ -52,6 +57,8 @@ public enum RequestError: Error, Equatable, Sendable {
             return "exceeds max_body of \(limit)"
         case .storageFailure:
             return "the request body could not be stored"
+        case .headTimeout(let seconds):
+            return "the request head was not received within \(seconds) seconds"
         }
     }
 }

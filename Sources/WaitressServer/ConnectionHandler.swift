@@ -39,6 +39,9 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var peerClosed = false
     private var needsFlush = false
     private(set) var lastActivity = monotonicSeconds()
+    /// When the first bytes of a request head that is not complete yet were
+    /// parsed (request_head_timeout); nil between requests.
+    private var headStarted: Double?
     /// Set from handlerAdded to handlerRemoved. The ResponseChannel holds this
     /// handler (workers post to it), and the context holds it too, so both
     /// links from here are dropped when NIO removes the handler: otherwise
@@ -219,6 +222,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             let result = buffer.withUnsafeReadableBytes { parser.parse($0) }
             switch result {
             case .needMore:
+                if headStarted == nil { headStarted = monotonicSeconds() }
                 if buffer.readerIndex > 0 && buffer.readableBytes < 1024 {
                     // Offsets are relative to the readable bytes: the parser's
                     // resume point stays valid.
@@ -235,6 +239,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                 fail(error, version: version)
                 return
             case .head(let head, let consumed):
+                headStarted = nil
                 buffer.moveReaderIndex(forwardBy: consumed)
                 cumulation = buffer.readableBytes > 0 ? buffer : nil
                 if head.isChunked || head.contentLength > 0 {
@@ -374,6 +379,16 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             needsFlush = false
             context.flush()
         }
+    }
+
+    /// Answers 408 and closes when a request head began before `cutoff` and
+    /// is still not complete (a client trickling a byte at a time is never
+    /// idle, so channel_timeout alone would let it keep the connection).
+    func expireHead(startedBefore cutoff: Double, seconds: Int) {
+        guard let started = headStarted, started < cutoff, !inService, !closing, bodyState == nil else { return }
+        headStarted = nil
+        fail(.headTimeout(seconds: seconds), version: .http10)
+        flushIfNeeded()
     }
 
     /// Closes the connection if it is idle (no request in service), or in any

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Atomics
 import NIOCore
 import NIOPosix
 import WaitressHTTP
@@ -24,6 +25,8 @@ final class ServerCore: @unchecked Sendable {
     private let drainGate = Gate()
     private var draining = false
     private var connectionCount = 0
+    /// `isDraining` without the lock, for workers writing response heads.
+    let drainingFlag = ManagedAtomic<Bool>(false)
 
     init(configuration: ServerConfiguration, dispatcher: RequestDispatcher, eventLoop: EventLoop, logs: LogRelay) {
         self.configuration = configuration
@@ -52,9 +55,12 @@ final class ServerCore: @unchecked Sendable {
     /// Closes connections idle for longer than `channel_timeout` (Waitress's
     /// maintenance sweep, every `cleanup_interval`).
     func sweep() {
-        let cutoff = monotonicSeconds() - configuration.channelTimeout
+        let now = monotonicSeconds()
+        let cutoff = now - configuration.channelTimeout
+        let headTimeout = configuration.requestHeadTimeout
         for handler in Array(connections.values) {
             handler.closeIfIdle(olderThan: cutoff)
+            if headTimeout > 0 { handler.expireHead(startedBefore: now - headTimeout, seconds: Int(headTimeout)) }
         }
     }
 
@@ -62,6 +68,7 @@ final class ServerCore: @unchecked Sendable {
     /// response.
     func beginDrain() {
         drainGate.withLock { draining = true }
+        drainingFlag.store(true, ordering: .relaxed)
         for handler in Array(connections.values) {
             handler.closeIfIdle(olderThan: nil)
         }

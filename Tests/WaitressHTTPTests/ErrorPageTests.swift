@@ -31,6 +31,7 @@ final class ErrorPageTests: XCTestCase {
             (.notImplemented("x"), "501 Not Implemented"),
             (.versionNotSupported("x"), "505 HTTP Version Not Supported"),
             (.storageFailure(errno: 28), "503 Service Unavailable"),
+            (.headTimeout(seconds: 60), "408 Request Timeout"),
         ]
         for (error, status) in cases {
             XCTAssertEqual(latin1String(ErrorPage.status(error)), status)
