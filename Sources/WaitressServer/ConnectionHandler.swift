@@ -222,7 +222,11 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             let result = buffer.withUnsafeReadableBytes { parser.parse($0) }
             switch result {
             case .needMore:
-                if headStarted == nil { headStarted = monotonicSeconds() }
+                // Blank lines between requests (RFC 9112 §2.2) start no head:
+                // an idle keep-alive client that sent one stays idle.
+                if headStarted == nil, buffer.readableBytesView.contains(where: { $0 != 13 && $0 != 10 }) {
+                    headStarted = monotonicSeconds()
+                }
                 if buffer.readerIndex > 0 && buffer.readableBytes < 1024 {
                     // Offsets are relative to the readable bytes: the parser's
                     // resume point stays valid.
