@@ -51,7 +51,7 @@ public struct FixedLengthReceiver: Sendable {
         do {
             try sink.append(UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
         } catch {
-            throw .badRequest("request body could not be buffered")
+            throw RequestError(spilling: error)
         }
         remaining -= n
         return n

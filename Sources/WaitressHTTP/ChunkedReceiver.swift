@@ -51,7 +51,7 @@ public struct ChunkedReceiver: Sendable {
                 do {
                     try sink.append(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + n)]))
                 } catch {
-                    throw .badRequest("request body could not be buffered")
+                    throw RequestError(spilling: error)
                 }
                 i += n
                 state = remaining == n ? .dataCR : .data(remaining: remaining - n)

@@ -62,10 +62,15 @@ public final class OverflowableBuffer {
         return .memory(memory)
     }
 
+    /// Where temporary files go: $TMPDIR, else /tmp.
+    public static var temporaryDirectory: String {
+        if let tmp = getenv("TMPDIR"), tmp.pointee != 0 { return String(cString: tmp) }
+        return "/tmp"
+    }
+
     /// An unlinked temporary file in $TMPDIR (or /tmp), open for reading and writing.
     public static func makeTemporaryFile() throws -> Int32 {
-        var directory = "/tmp"
-        if let tmp = getenv("TMPDIR") { directory = String(cString: tmp) }
+        let directory = temporaryDirectory
         var template = Array("\(directory)/waitress-body-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw SpillError.io(errno) }
@@ -82,6 +87,17 @@ public final class OverflowableBuffer {
                 throw SpillError.io(errno)
             }
             offset += written
+        }
+    }
+}
+
+extension RequestError {
+    /// The error for a body that could not be appended to its buffer.
+    public init(spilling error: Error) {
+        if case OverflowableBuffer.SpillError.io(let code) = error {
+            self = .storageFailure(errno: code)
+        } else {
+            self = .storageFailure(errno: 0)
         }
     }
 }

@@ -14,6 +14,14 @@ public enum RequestError: Error, Equatable, Sendable {
     case notImplemented(String)
     /// 505: a major HTTP version other than 1.
     case versionNotSupported(String)
+    /// 503: the body could not be stored (its temporary file could not be
+    /// created or written, e.g. a full disk; `errno` says why). A server
+    /// condition, not the client's fault, and one that passes: a proxy or
+    /// client may retry elsewhere or later (docs/behaviour.md, "Reliability").
+    case storageFailure(errno: Int32)
+    /// 408: the request head did not arrive within `request_head_timeout`
+    /// (a client trickling bytes keeps the connection from going idle).
+    case headTimeout(seconds: Int)
 
     public var statusCode: Int {
         switch self {
@@ -22,6 +30,8 @@ public enum RequestError: Error, Equatable, Sendable {
         case .entityTooLarge: return 413
         case .notImplemented: return 501
         case .versionNotSupported: return 505
+        case .storageFailure: return 503
+        case .headTimeout: return 408
         }
     }
 
@@ -32,6 +42,8 @@ public enum RequestError: Error, Equatable, Sendable {
         case .entityTooLarge: return "Request Entity Too Large"
         case .notImplemented: return "Not Implemented"
         case .versionNotSupported: return "HTTP Version Not Supported"
+        case .storageFailure: return "Service Unavailable"
+        case .headTimeout: return "Request Timeout"
         }
     }
 
@@ -43,6 +55,10 @@ public enum RequestError: Error, Equatable, Sendable {
             return "exceeds max_header of \(limit)"
         case .entityTooLarge(let limit):
             return "exceeds max_body of \(limit)"
+        case .storageFailure:
+            return "the request body could not be stored"
+        case .headTimeout(let seconds):
+            return "the request head was not received within \(seconds) seconds"
         }
     }
 }

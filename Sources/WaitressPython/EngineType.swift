@@ -110,6 +110,7 @@ public enum EngineType {
         c.connectionLimit = int("connection_limit", c.connectionLimit)
         c.cleanupInterval = double("cleanup_interval", c.cleanupInterval)
         c.channelTimeout = double("channel_timeout", c.channelTimeout)
+        c.requestHeadTimeout = double("request_head_timeout", c.requestHeadTimeout)
         c.maxRequestHeaderSize = int("max_request_header_size", c.maxRequestHeaderSize)
         c.maxRequestBodySize = int("max_request_body_size", c.maxRequestBodySize)
         c.logSocketErrors = bool("log_socket_errors", c.logSocketErrors)

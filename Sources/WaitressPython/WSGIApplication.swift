@@ -292,6 +292,7 @@ final class WSGIApplication {
     }
 
     func warn(_ message: String) { log(logger, "warning", message, nil) }
+    func error(_ message: String) { log(logger, "error", message, nil) }
 
     /// Hands records made on the event loop to Python's logging.
     func emit(_ records: [LogRelay.Record]) {

@@ -62,6 +62,8 @@ final class WSGITask {
     /// Output past `outbuf_overflow` goes here, then out with sendfile.
     private var spill: SharedFile?
     private var spillLength = 0
+    /// A spill file could not be written: the rest of this response stays in memory.
+    private var spillFailed = false
 
     /// The worker's batch: response ends wait there until the worker has
     /// drained its queue (or 16 of them), then reach the loop together.
@@ -563,9 +565,15 @@ final class WSGITask {
         }
         // Streamed output goes out now, after any response ends already batched.
         batch.flush()
-        if spill != nil || connection.pendingMemory + buffer.readableBytes > connection.overflow {
-            guard spillOut(buffer) else { return false }
+        if spill != nil, connection.pendingTotal - connection.pendingMemory <= 0 {
+            // The client caught up with the spill file: give its space back
+            // (it closes once its last region is written).
+            spill = nil
+        }
+        if !spillFailed && (spill != nil || connection.pendingMemory + buffer.readableBytes > connection.overflow) {
+            spillOut(buffer)
         } else {
+            // Output that cannot spill waits on the watermark in memory.
             connection.send(.data(buffer))
         }
         if !connection.waitForRoomWithoutBlocking() {
@@ -578,35 +586,58 @@ final class WSGITask {
     }
 
     /// Appends output to this response's spill file (an unlinked temporary
-    /// file) and queues that region; false with a Python error set.
-    private func spillOut(_ buffer: ByteBuffer) -> Bool {
+    /// file) and queues that region. Every `spillRotation` bytes the next
+    /// output starts a new file, and a file is closed once its last region is
+    /// sent, so a slow reader costs about `outbuf_high_watermark` plus one
+    /// file of disk, not the whole response (Waitress rotates its outbufs at
+    /// the watermark). A file that cannot be created or written (a full disk)
+    /// is logged once and the output stays in memory instead, bounded by the
+    /// watermark wait: the response is not cut short.
+    private func spillOut(_ buffer: ByteBuffer) {
+        let connection = request.connection
+        if spill != nil && spillLength >= max(connection.overflow, connection.highWatermark / 4) {
+            spill = nil
+        }
         if spill == nil {
             do {
                 spill = SharedFile(descriptor: try OverflowableBuffer.makeTemporaryFile())
+                spillLength = 0
             } catch {
-                raise(PyExc_OSError, "could not create a temporary file for response output: \(error)")
-                return false
+                spillFailure(error)
+                connection.send(.data(buffer))
+                return
             }
         }
         let file = spill!
         let offset = spillLength
-        let failed: Bool = buffer.withUnsafeReadableBytes { bytes in
+        let failure: Error? = buffer.withUnsafeReadableBytes { bytes in
             let state = PyEval_SaveThread()
             defer { PyEval_RestoreThread(state) }
             do {
                 try file.withDescriptor { try OverflowableBuffer.writeAll($0, bytes) }
-                return false
+                return nil
             } catch {
-                return true
+                return error
             }
         }
-        if failed {
-            raise(PyExc_OSError, "could not write response output to a temporary file")
-            return false
+        if let failure = failure {
+            // What was written of this piece is not referenced by any region.
+            spill = nil
+            spillFailure(failure)
+            connection.send(.data(buffer))
+            return
         }
         spillLength += buffer.readableBytes
-        request.connection.send(.file(file, offset: offset, length: buffer.readableBytes, spilled: true))
-        return true
+        connection.send(.file(file, offset: offset, length: buffer.readableBytes, spilled: true))
+    }
+
+    private func spillFailure(_ error: Error) {
+        spillFailed = true
+        var reason = "\(error)"
+        if case OverflowableBuffer.SpillError.io(let code) = error { reason = String(cString: strerror(code)) }
+        app.error(
+            "could not write response output to a temporary file in \(OverflowableBuffer.temporaryDirectory) (\(reason)) while serving \(app.pathForLog(request)); keeping it in memory, bounded by outbuf_high_watermark"
+        )
     }
 
     private func writeHead(bodyHint: Int = 0, forceClose: Bool = false) {
@@ -618,7 +649,8 @@ final class WSGITask {
                 into: &head,
                 request: .init(
                     version: h.version, isHead: h.isHead, keepAlive: h.keepAlive, keepAliveToken: h.connectionKeepAliveToken),
-                status: statusBytes, headers: headers, contentLength: contentLength, forceClose: forceClose,
+                status: statusBytes, headers: headers, contentLength: contentLength,
+                forceClose: forceClose || request.connection.serverDraining,
                 ident: app.ident, date: app.currentDate())
         }
         framing = decision.framing

@@ -1,14 +1,35 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import NIOCore
 
-/// Waitress's `connection_limit`: when that many connections are open,
-/// accepting pauses (new clients wait in the listen backlog, nothing is
-/// refused) and resumes as connections close. One instance per server, shared
-/// by the handlers of all its listening channels; used on the event loop only.
+/// When the listeners accept. Two reasons pause them:
+///
+/// - Waitress's `connection_limit`: when that many connections are open,
+///   accepting pauses (new clients wait in the listen backlog, nothing is
+///   refused) and resumes as connections close.
+/// - Out of descriptors (an accept failed with EMFILE or ENFILE): accepting
+///   pauses for `backoff` and is then retried, or at once when a connection
+///   closes (which frees a descriptor). One error line per episode, with the
+///   limit, and one line when accepting works again.
+///
+/// One instance per server, shared by the handlers of all its listening
+/// channels (descriptors are a process-wide resource); event loop only.
 final class ConnectionLimiter {
     let limit: Int
     private(set) var open = 0
     private var paused = false
+    private var backingOff = false
+    private var accepting = true
     private var listeners: [Channel] = []
+    private var retry: Scheduled<Void>?
+    /// When the current out-of-descriptors episode began, and failed accepts in it.
+    private var episodeStart: NIODeadline?
+    private var failures = 0
+
+    static let backoff = TimeAmount.milliseconds(250)
 
     let logs: LogRelay
 
@@ -21,9 +42,17 @@ final class ConnectionLimiter {
 
     func opened() {
         open += 1
+        if let start = episodeStart {
+            let tenths = (NIODeadline.now() - start).nanoseconds / 100_000_000
+            logs.post(
+                .info,
+                "accepting connections again after \(tenths / 10).\(tenths % 10) s (\(failures) failed accept attempts)")
+            episodeStart = nil
+            failures = 0
+        }
         if open >= limit && !paused {
             paused = true
-            setAccepting(false)
+            update()
             logs.post(.warning, "total open connections reached the connection limit, no longer accepting new connections")
         }
     }
@@ -32,15 +61,47 @@ final class ConnectionLimiter {
         open -= 1
         if open < limit && paused {
             paused = false
-            setAccepting(true)
+            update()
             logs.post(.info, "total open connections dropped below the connection limit, listening again")
+        }
+        if backingOff {
+            // A descriptor was freed: try again now rather than at the deadline.
+            retry?.cancel()
+            endBackoff()
         }
     }
 
-    private func setAccepting(_ accepting: Bool) {
+    func acceptFailed(errno code: Int32, eventLoop: EventLoop) {
+        failures += 1
+        if episodeStart == nil {
+            episodeStart = .now()
+            let name = code == EMFILE ? "EMFILE" : code == ENFILE ? "ENFILE" : "errno \(code)"
+            logs.post(
+                .error,
+                "cannot accept connections: \(String(cString: strerror(code))) (\(name); open-file limit \(openFileLimitDescription())); retrying every \(Self.backoff.nanoseconds / 1_000_000) ms, new clients wait in the listen queue"
+            )
+        }
+        guard !backingOff else { return }
+        backingOff = true
+        update()
+        retry = eventLoop.scheduleTask(in: Self.backoff) { [self] in
+            endBackoff()
+        }
+    }
+
+    private func endBackoff() {
+        retry = nil
+        backingOff = false
+        update()
+    }
+
+    private func update() {
+        let wanted = !paused && !backingOff
+        guard wanted != accepting else { return }
+        accepting = wanted
         for channel in listeners where channel.isActive {
-            try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: accepting)
-            if accepting { channel.read() }
+            try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: wanted)
+            if wanted { channel.read() }
         }
     }
 }

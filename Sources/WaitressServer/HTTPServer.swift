@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Atomics
 import NIOCore
 import NIOPosix
 import WaitressHTTP
@@ -24,6 +25,8 @@ final class ServerCore: @unchecked Sendable {
     private let drainGate = Gate()
     private var draining = false
     private var connectionCount = 0
+    /// `isDraining` without the lock, for workers writing response heads.
+    let drainingFlag = ManagedAtomic<Bool>(false)
 
     init(configuration: ServerConfiguration, dispatcher: RequestDispatcher, eventLoop: EventLoop, logs: LogRelay) {
         self.configuration = configuration
@@ -52,9 +55,12 @@ final class ServerCore: @unchecked Sendable {
     /// Closes connections idle for longer than `channel_timeout` (Waitress's
     /// maintenance sweep, every `cleanup_interval`).
     func sweep() {
-        let cutoff = monotonicSeconds() - configuration.channelTimeout
+        let now = monotonicSeconds()
+        let cutoff = now - configuration.channelTimeout
+        let headTimeout = configuration.requestHeadTimeout
         for handler in Array(connections.values) {
             handler.closeIfIdle(olderThan: cutoff)
+            if headTimeout > 0 { handler.expireHead(startedBefore: now - headTimeout, seconds: Int(headTimeout)) }
         }
     }
 
@@ -62,6 +68,7 @@ final class ServerCore: @unchecked Sendable {
     /// response.
     func beginDrain() {
         drainGate.withLock { draining = true }
+        drainingFlag.store(true, ordering: .relaxed)
         for handler in Array(connections.values) {
             handler.closeIfIdle(olderThan: nil)
         }
@@ -135,9 +142,19 @@ public final class HTTPServer: @unchecked Sendable {
         self.core = ServerCore(configuration: configuration, dispatcher: dispatcher, eventLoop: group.next(), logs: logs)
     }
 
+    /// Descriptors kept free beside the connections: listeners, the event
+    /// loop's own, spill files, what the application opens.
+    static let descriptorReserve = 64
+
     public func start() throws {
         let core = self.core
         let configuration = self.configuration
+        if let soft = raiseOpenFileLimit(), configuration.connectionLimit + Self.descriptorReserve > soft {
+            logs.post(
+                .warning,
+                "connection_limit (\(configuration.connectionLimit)) does not fit in the open-file limit (RLIMIT_NOFILE \(soft)) with \(Self.descriptorReserve) descriptors to spare: accepting will pause when descriptors run out"
+            )
+        }
         do {
             for listener in listeners {
                 // The Python socket object keeps its descriptor; NIO gets its own.
@@ -152,6 +169,7 @@ public final class HTTPServer: @unchecked Sendable {
                         channel.eventLoop.makeCompletedFuture {
                             core.limiter.add(listener: channel)
                             try channel.pipeline.syncOperations.addHandler(AcceptCounter(limiter: core.limiter))
+                            try channel.pipeline.syncOperations.addHandler(AcceptErrorHandler(limiter: core.limiter))
                         }
                     }
                     .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)

@@ -86,6 +86,10 @@ public final class ResponseChannel: @unchecked Sendable {
     /// `waitress.client_disconnected`). Output is still written in the latter
     /// case, for clients that half-close after sending a request.
     public var clientDisconnected: Bool { !isOpen || peerClosedFlag.load(ordering: .relaxed) }
+    /// The server is draining (stopping): a response head written now says
+    /// `Connection: close`, so a keep-alive client sends its next request
+    /// elsewhere instead of meeting a closed connection.
+    public var serverDraining: Bool { handler.core.drainingFlag.load(ordering: .relaxed) }
     public var pendingMemory: Int { pendingMemoryCount.load(ordering: .relaxed) }
     public var pendingTotal: Int { pendingTotalCount.load(ordering: .relaxed) }
 

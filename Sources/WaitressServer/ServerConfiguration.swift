@@ -11,6 +11,8 @@ public struct ServerConfiguration: Sendable {
     public var connectionLimit = 100
     public var cleanupInterval = 30.0
     public var channelTimeout = 120.0
+    /// Seconds to receive a complete request head (0: no bound).
+    public var requestHeadTimeout = 60.0
     public var maxRequestHeaderSize = 262_144
     public var maxRequestBodySize = 1_073_741_824
     public var ident: String? = "waitress"

@@ -30,6 +30,8 @@ final class ErrorPageTests: XCTestCase {
             (.entityTooLarge(limit: 1), "413 Request Entity Too Large"),
             (.notImplemented("x"), "501 Not Implemented"),
             (.versionNotSupported("x"), "505 HTTP Version Not Supported"),
+            (.storageFailure(errno: 28), "503 Service Unavailable"),
+            (.headTimeout(seconds: 60), "408 Request Timeout"),
         ]
         for (error, status) in cases {
             XCTAssertEqual(latin1String(ErrorPage.status(error)), status)
@@ -41,5 +43,8 @@ final class ErrorPageTests: XCTestCase {
         XCTAssertEqual(RequestError.notImplemented("Transfer-Encoding requested is not supported.").detail,
                        "Transfer-Encoding requested is not supported.")
         XCTAssertEqual(RequestError.headerFieldsTooLarge(limit: 100).detail, "exceeds max_header of 100")
+        // The page does not name the server's directory; the log line does.
+        XCTAssertEqual(RequestError.storageFailure(errno: 28).detail, "the request body could not be stored")
+        XCTAssertEqual(RequestError(spilling: OverflowableBuffer.SpillError.io(28)), .storageFailure(errno: 28))
     }
 }

@@ -127,6 +127,7 @@ class Adjustments:
         ("connection_limit", to_int),
         ("cleanup_interval", to_int),
         ("channel_timeout", to_int),
+        ("request_head_timeout", to_int),
         ("log_socket_errors", asbool),
         ("max_request_header_size", to_int),
         ("max_request_body_size", to_int),
@@ -188,6 +189,9 @@ class Adjustments:
     connection_limit: int = 100  # stop accepting while this many are open
     cleanup_interval: int = 30  # seconds between sweeps for idle connections
     channel_timeout: int = 120  # seconds a connection may stay idle
+    # Seconds a client may take to send a complete request head, however
+    # steadily it trickles (not in Waitress; 0 for no bound).
+    request_head_timeout: int = 60
     # Requests read ahead on a busy connection (lets the server notice a
     # client that hung up while its request is running).
     channel_request_lookahead: int = 0

@@ -141,6 +141,11 @@ Tuning options:
         120. A connection is idle while no data arrives from the client
         and none is sent to it.
 
+    --request-head-timeout=INT
+        Seconds a client may take to send a complete request head, even
+        if it keeps sending; then it gets 408 and the connection closes.
+        Checked at each cleanup sweep. Default is 60; 0 means no bound.
+
     --[no-]log-socket-errors
         Whether to log the errors caused by clients that disconnect
         early. On by default.

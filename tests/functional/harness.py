@@ -88,6 +88,9 @@ class ServerFactory:
 class ServerProcess:
     """One server subprocess: an app, its create_server options and a transport."""
 
+    # Run in the child before the server starts (e.g. resource limits); a subclass sets it.
+    preexec_fn = None
+
     def __init__(self, app_spec, options, transport, workdir):
         self.app_spec = app_spec
         self.transport = transport
@@ -121,6 +124,7 @@ class ServerProcess:
             stderr=self._log,
             cwd=self.workdir,
             env=env,
+            preexec_fn=self.preexec_fn,
         )
         line = self._read_stdout_line(STARTUP_TIMEOUT)
         if line is None:

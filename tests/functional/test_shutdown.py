@@ -270,3 +270,27 @@ def test_sigterm_soon_after_logged_event_stops_server(private_server, trigger):
             )
         assert code == 0, s.log_text()
         s.stop()
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.0"])
+def test_response_finishing_during_drain_says_connection_close(private_server, version):
+    """A keep-alive client whose request is in service when SIGTERM arrives gets a response
+    carrying ``Connection: close`` and then the close, so it (or a proxy) sends its next
+    request elsewhere instead of meeting a connection that ends without a response."""
+    s = private_server(APP)
+    key = new_key()
+    target = "/hold?id=%s&ms=1000" % key
+    headers = [("Connection", "keep-alive")] if version == "1.0" else []
+    conn = s.connect(timeout=10)
+    try:
+        conn.send(build_request("GET", target, headers, version=version))
+        assert "started" in s.wait_for_events(key, lambda ev: "started" in ev)
+        s.proc.send_signal(signal.SIGTERM)
+        resp = conn.read_response()
+        assert resp.status == 200
+        assert resp.wants_close, resp.headers
+        assert "keep-alive" not in [v.lower() for v in resp.header_values("Connection")]
+        conn.assert_closed()
+        assert wait_exit(s) == 0
+    finally:
+        conn.close()

@@ -53,6 +53,7 @@ DEFAULTS = {
     "connection_limit": 100,
     "cleanup_interval": 30,
     "channel_timeout": 120,
+    "request_head_timeout": 60,
     "log_socket_errors": True,
     "max_request_header_size": 262144,
     "max_request_body_size": 1073741824,
