@@ -134,6 +134,23 @@ func isValidAuthority(_ bytes: UnsafeRawBufferPointer, requirePort: Bool) -> Boo
     return !requirePort || i > portStart
 }
 
+/// A non-empty Host value (RFC 9110 §7.2) as `isValidAuthority` checks it, with
+/// the usual `name` or `name:port` (reg-name, IPv4) decided inline on the
+/// parser's byte table; IP-literals and pct-encoded names take the full check.
+@inline(__always)
+func isValidHost(_ value: UnsafeRawBufferPointer, _ table: UnsafeBufferPointer<UInt8>) -> Bool {
+    let count = value.count
+    var i = 0
+    while i < count, table[Int(value[i])] & ByteClass.regName != 0 { i += 1 }
+    if i == count { return true }
+    if i > 0, value[i] == UInt8(ascii: ":") {
+        i += 1
+        while i < count, isASCIIDigit(value[i]) { i += 1 }
+        if i == count { return true }
+    }
+    return isValidAuthority(value, requirePort: false)
+}
+
 /// The inside of `[...]`: IPv6address or IPvFuture (RFC 3986 §3.2.2).
 func isValidIPLiteral(_ bytes: UnsafeRawBufferPointer) -> Bool {
     if let first = bytes.first, first == UInt8(ascii: "v") || first == UInt8(ascii: "V") {
