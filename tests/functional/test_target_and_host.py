@@ -65,7 +65,8 @@ def test_valid_and_empty_host_served(srv, value):
 
 
 def test_http11_request_without_host_served(srv):
-    # Waitress's own tests send these; RFC 9112 §3.2 would allow a 400.
+    # Waitress serves these and its own tests send them, so they stay served (RFC 9112 §3.2
+    # asks for a 400; docs/differences.md).
     resp = request_ok(srv, b"GET /info HTTP/1.1\r\n\r\n")
     assert resp.status == 200, resp
     assert "HTTP_HOST" not in resp.json()["headers"]
