@@ -16,7 +16,14 @@ let byteClassTable: [UInt8] = {
     for b in UInt8(ascii: "A")...UInt8(ascii: "F") { table[Int(b)] |= ByteClass.hexDigit }
     for b in UInt8(ascii: "a")...UInt8(ascii: "f") { table[Int(b)] |= ByteClass.hexDigit }
     // request-target: visible ASCII only (RFC 9112 §3.2; non-ASCII is rejected).
-    for b in UInt8(0x21)...UInt8(0x7E) { table[Int(b)] |= ByteClass.target }
+    // '#' is left out: a fragment is never part of a request-target, so the
+    // request-line scan stops at it and the line is rejected.
+    for b in UInt8(0x21)...UInt8(0x7E) where b != UInt8(ascii: "#") { table[Int(b)] |= ByteClass.target }
+    // reg-name bytes of RFC 3986 §3.2.2 besides pct-encoded: unreserved and sub-delims.
+    for b in Array("-._~!$&'()*+,;=".utf8) { table[Int(b)] |= ByteClass.regName }
+    for b in UInt8(ascii: "0")...UInt8(ascii: "9") { table[Int(b)] |= ByteClass.regName }
+    for b in UInt8(ascii: "A")...UInt8(ascii: "Z") { table[Int(b)] |= ByteClass.regName }
+    for b in UInt8(ascii: "a")...UInt8(ascii: "z") { table[Int(b)] |= ByteClass.regName }
     return table
 }()
 
@@ -26,6 +33,7 @@ enum ByteClass {
     static let fieldValue: UInt8 = 2
     static let hexDigit: UInt8 = 4
     static let target: UInt8 = 8
+    static let regName: UInt8 = 16
 }
 
 @inline(__always)

@@ -14,7 +14,7 @@ public struct RequestHead: Sendable {
     /// The request-target as sent (REQUEST_URI).
     public var target: Range<Int>
     /// The path of the target, still percent-encoded; for absolute-form the path
-    /// after the authority.
+    /// after the authority; empty for CONNECT's authority-form.
     public var path: Range<Int>
     public var query: Range<Int>
     public var version: HTTPVersion

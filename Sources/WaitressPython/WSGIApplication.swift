@@ -207,19 +207,16 @@ final class WSGIApplication {
         return environ
     }
 
-    /// PATH_INFO: percent-decoded, latin-1, leading slashes collapsed to one,
-    /// then `url_prefix` moved to SCRIPT_NAME (Waitress's get_environment).
+    /// PATH_INFO: percent-decoded, latin-1, then `url_prefix` moved to
+    /// SCRIPT_NAME (Waitress's get_environment). Leading slashes are kept as
+    /// sent: RFC 9112 §3.2.1 makes `///a` the path, where Waitress collapses it
+    /// to `/a` (docs/differences.md).
     private func pathInfo(_ raw: UnsafeRawBufferPointer) -> PyPtr? {
-        if urlPrefix.isEmpty, !needsPercentDecoding(raw), raw.count < 2 || raw[1] != UInt8(ascii: "/") {
+        if urlPrefix.isEmpty, !needsPercentDecoding(raw) {
             return pyLatin1(raw)
         }
         var path: [UInt8] = []
         percentDecode(raw, into: &path)
-        if path.first == UInt8(ascii: "/") {
-            var start = 0
-            while start < path.count && path[start] == UInt8(ascii: "/") { start += 1 }
-            path = [UInt8(ascii: "/")] + path[start...]
-        }
         if !urlPrefix.isEmpty {
             if path == urlPrefix {
                 path = []

@@ -113,11 +113,42 @@ final class FramingTests: XCTestCase {
         }
     }
 
-    func testRepeatedTransferEncodingFieldIs400() {
+    func testRepeatedTransferEncodingFieldsAreOneList() {
+        // "gzip" then "chunked" is the list "gzip, chunked": 501 as on one line.
         assertFailure(
-            post("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"), badRequest("Transfer-Encoding is invalid"))
+            post("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"),
+            .notImplemented("Transfer-Encoding requested is not supported."))
         assertFailure(
             post("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"), badRequest("Transfer-Encoding is invalid"))
+    }
+
+    func testUnknownCodingIs501HoweverTheLinesAreLaidOut() {
+        // One answer for the same list of codings whatever the field lines
+        // (RFC 9110 §5.3): any coding but chunked is 501, as Waitress answers.
+        let unsupported = RequestError.notImplemented("Transfer-Encoding requested is not supported.")
+        for lines in [
+            ["gzip, chunked"], ["gzip", "chunked"], ["gzip,", "chunked"], ["gzip", " chunked "],
+            ["chunked", "identity"], ["chunked, identity"], ["x", "y", "chunked"], ["chunked", "gzip", "chunked"],
+            ["gzip", ""], ["", "gzip"],
+        ] {
+            let fields = lines.map { "Transfer-Encoding: \($0)\r\n" }.joined()
+            assertFailure(post(fields), unsupported)
+        }
+    }
+
+    func testChunkedOverSeveralLinesKeepsTheStructureRules() throws {
+        let invalid = badRequest("Transfer-Encoding is invalid")
+        // chunked exactly once, last; every line holds a coding.
+        for lines in [["chunked", "chunked"], ["chunked,", "chunked"], ["", "chunked"], ["chunked", ""], [",", "chunked"]] {
+            let fields = lines.map { "Transfer-Encoding: \($0)\r\n" }.joined()
+            assertFailure(post(fields), invalid)
+        }
+        // A coding that is not a token is malformed before it is unknown.
+        assertFailure(post("Transfer-Encoding: gzip\r\nTransfer-Encoding: \"chunked\"\r\n"), invalid)
+        // Other fields between the lines change nothing; the field is still removed.
+        let head = try XCTUnwrap(parseHead(post("Transfer-Encoding: chunked\r\nX-A: 1\r\n")))
+        XCTAssertTrue(head.isChunked)
+        XCTAssertEqual(head.fields, ["HOST: h", "X_A: 1"])
     }
 
     func testTransferEncodingWithContentLengthIs400() {

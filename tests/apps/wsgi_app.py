@@ -516,5 +516,6 @@ ROUTES = {
 
 def app(environ, start_response):
     path = environ["PATH_INFO"]
-    name = path.split("/")[1] if path.startswith("/") else ""
+    # Routed by the first segment, however many slashes lead (PATH_INFO keeps them all).
+    name = path.lstrip("/").split("/")[0] if path.startswith("/") else ""
     return ROUTES.get(name, not_found)(environ, start_response)

@@ -144,10 +144,10 @@ def test_environ_chunked_request_has_content_length_and_no_transfer_encoding(ser
 @pytest.mark.parametrize(
     "target,path,query",
     [
-        ("//environ//double", "/environ//double", ""),
+        ("//environ//double", "//environ//double", ""),
         ("/environ/%7Euser/%25percent", "/environ/~user/%percent", ""),
         ("/environ/x?", "/environ/x", ""),
-        ("/environ/x?a=b?c#frag", "/environ/x", "a=b?c"),
+        ("/environ/x?a=b?c", "/environ/x", "a=b?c"),
         ("/environ/caf%E9", "/environ/caf\xe9", ""),
         ("/environ/%00nul", "/environ/\x00nul", ""),
     ],
@@ -156,6 +156,25 @@ def test_path_info_and_query_string(server, target, path, query):
     env, _, _ = environ_of(server, "GET", target)
     assert env["PATH_INFO"] == ["str", path]
     assert env["QUERY_STRING"] == ["str", query]
+
+
+@pytest.mark.parametrize(
+    "target,path",
+    [("///environ/a", "///environ/a"), ("//environ", "//environ"), ("/%2F/environ", "///environ"),
+     ("http://example.com//environ/b", "//environ/b")],
+)
+def test_leading_slashes_are_kept(server, target, path):
+    # RFC 9112 §3.2.1: the path is the absolute-path as sent; Waitress collapses it to "/environ/a".
+    env, _, _ = environ_of(server, "GET", target)
+    assert env["PATH_INFO"] == ["str", path]
+    assert env["REQUEST_URI"] == ["str", target]
+
+
+def test_url_prefix_matches_the_path_as_sent(server_factory, transport):
+    s = server_factory.get(transport=transport, url_prefix="/app")
+    env, _, _ = environ_of(s, "GET", "/app//environ/x")
+    assert env["SCRIPT_NAME"] == ["str", "/app"]
+    assert env["PATH_INFO"] == ["str", "//environ/x"]
 
 
 def test_absolute_form_request_target(server):

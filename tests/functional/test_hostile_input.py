@@ -324,7 +324,8 @@ def test_smuggling_payload_gets_one_error_and_nothing_more(srv, name, data, toke
     with srv.connect(timeout=QUICK) as conn:
         started = time.monotonic()
         send_tolerant(conn, data)
-        resp = check_error(conn, 400, started=started)
+        # te-twice is the list "chunked, identity": an unknown coding, 501 as in Waitress.
+        resp = check_error(conn, 501 if name == "te-twice" else 400, started=started)
     assert token.encode() not in resp.body
     serves(srv)
     assert_never_reached_app(srv, token)
@@ -848,9 +849,9 @@ def test_origin_form(srv):
     [
         ("http://example.com/info/abs?x=1&y=2", "/info/abs", "x=1&y=2"),
         ("https://example.com:8443/info/p%41th", "/info/pAth", ""),
-        ("http://user@example.com/info/q?", "/info/q", ""),
+        ("http://example.com/info/q?", "/info/q", ""),
     ],
-    ids=["http-query", "https-port", "userinfo-empty-query"],
+    ids=["http-query", "https-port", "empty-query"],
 )
 def test_absolute_form(srv, target, path, query):
     resp = request_ok(srv, build_request("GET", target))

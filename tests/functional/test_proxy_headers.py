@@ -547,7 +547,7 @@ def env_of(server, target, headers=()):
         ("/app", "/app/", "/app", "/"),
         ("/app", "/app/x/y?q=1", "/app", "/x/y"),
         ("/app", "/app//x", "/app", "//x"),
-        ("/app", "//app/x", "/app", "/x"),
+        ("/app", "//app/x", "/app", "//app/x"),  # leading slashes kept (docs/differences.md)
         ("/app", "/app%2Fx", "/app", "/x"),
         ("/app", "/application", "/app", "/application"),
         ("/app", "/APP/x", "/app", "/APP/x"),
