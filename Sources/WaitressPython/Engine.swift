@@ -29,6 +29,8 @@ public final class Engine {
     /// beats while serving (a negative descriptor: never).
     var heartbeatDescriptor: Int32 = -1
     var heartbeatInterval = 1.0
+    /// `Engine.drain_grace(seconds)`: HTTPServer.idleGraceOnDrain.
+    var drainGrace = 0.0
     /// When the thread in run() last held the GIL (monotonic seconds, as bits).
     private let pythonTick = ManagedAtomic<UInt64>(0)
     private var stopRequested = false
@@ -96,6 +98,7 @@ public final class Engine {
         let worker = TaskRunner(app: app, served: served)
         dispatcher.setRunner(worker.run)
         let server = HTTPServer(configuration: configuration, listeners: listeners, dispatcher: dispatcher)
+        server.idleGraceOnDrain = drainGrace
 
         // Response and body buffers of 64 KiB to a few MiB are allocated and
         // freed per request on different threads. With glibc's defaults they
@@ -139,6 +142,7 @@ public final class Engine {
                 threadState = PyEval_SaveThread()
                 if pending != nil { break }
             }
+            if drainGrace > 0 { app.closeWhileDraining.store(true, ordering: .relaxed) }
             server.beginStop()
             // Drain in-flight requests; a second signal cuts it short.
             let deadline = monotonicSeconds() + Self.drainSeconds

@@ -53,6 +53,16 @@ public enum EngineType {
         return wp_new_none()
     }
 
+    /// drain_grace(seconds): set before run().
+    static let drainGrace: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { object, value in
+        guard let engine = NativeType.context(object, as: Engine.self), let value = value else { return nil }
+        let seconds = PyFloat_AsDouble(value)
+        if PyErr_Occurred() != nil { return nil }
+        guard seconds >= 0 else { return raise(PyExc_ValueError, "drain grace must not be negative") }
+        engine.drainGrace = seconds
+        return wp_new_none()
+    }
+
     public static func makeType() -> PyPtr? {
         let methods = [
             PyMethodDef(
@@ -67,6 +77,9 @@ public enum EngineType {
             PyMethodDef(
                 ml_name: UnsafePointer(strdup("heartbeat")), ml_meth: heartbeat, ml_flags: METH_VARARGS,
                 ml_doc: UnsafePointer(strdup("heartbeat(fd, interval): write a byte to fd every interval seconds while serving."))),
+            PyMethodDef(
+                ml_name: UnsafePointer(strdup("drain_grace")), ml_meth: drainGrace, ml_flags: METH_O,
+                ml_doc: UnsafePointer(strdup("drain_grace(seconds): how long a stop keeps idle keep-alive connections open."))),
         ]
         return NativeType.make(
             name: "waitress._native.Engine",

@@ -1,4 +1,5 @@
 @preconcurrency import CPython
+import Atomics
 import WaitressHTTP
 import WaitressServer
 
@@ -25,6 +26,9 @@ final class WSGIApplication {
     /// Environ entries that are the same for every request on a listener.
     private var templates: [(descriptor: Int32, environ: PyPtr)] = []
     private var dateCache = HTTPDateCache()
+    /// Set when a drain with an idle grace begins (Engine.drain_grace):
+    /// every response from then on says `Connection: close`.
+    let closeWhileDraining = ManagedAtomic<Bool>(false)
     /// sys.__dict__, for reading sys.stderr per request without building a key.
     private let sysDict: PyPtr
 

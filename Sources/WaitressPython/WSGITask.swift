@@ -618,7 +618,8 @@ final class WSGITask {
                 into: &head,
                 request: .init(
                     version: h.version, isHead: h.isHead, keepAlive: h.keepAlive, keepAliveToken: h.connectionKeepAliveToken),
-                status: statusBytes, headers: headers, contentLength: contentLength, forceClose: forceClose,
+                status: statusBytes, headers: headers, contentLength: contentLength,
+                forceClose: forceClose || app.closeWhileDraining.load(ordering: .relaxed),
                 ident: app.ident, date: app.currentDate())
         }
         framing = decision.framing

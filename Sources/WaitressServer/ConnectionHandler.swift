@@ -336,7 +336,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end(let buffer, let close):
             inService = false
             lastActivity = monotonicSeconds()
-            if close || closing || core.isDraining {
+            if close || closing || core.closesWhenIdle {
                 closeAfterFlush(last: buffer)
                 return
             }

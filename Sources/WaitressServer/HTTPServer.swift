@@ -24,6 +24,10 @@ final class ServerCore: @unchecked Sendable {
     private let drainGate = Gate()
     private var draining = false
     private var connectionCount = 0
+    /// Seconds a drain leaves idle keep-alive connections open (see
+    /// `HTTPServer.idleGraceOnDrain`); when they have passed.
+    var idleGrace = 0.0
+    private var graceEnds = Double.infinity
 
     init(configuration: ServerConfiguration, dispatcher: RequestDispatcher, eventLoop: EventLoop, logs: LogRelay) {
         self.configuration = configuration
@@ -35,6 +39,9 @@ final class ServerCore: @unchecked Sendable {
     }
 
     var isDraining: Bool { drainGate.withLock { draining } }
+
+    /// Draining and past the idle grace: a connection closes once idle.
+    var closesWhenIdle: Bool { drainGate.withLock { draining && monotonicSeconds() >= graceEnds } }
 
     func register(_ handler: ConnectionHandler) {
         connections[ObjectIdentifier(handler)] = handler
@@ -60,8 +67,17 @@ final class ServerCore: @unchecked Sendable {
 
     /// Stops new requests: idle connections close now, busy ones after their
     /// response.
-    func beginDrain() {
-        drainGate.withLock { draining = true }
+    func beginDrain(on eventLoop: EventLoop) {
+        let grace = idleGrace
+        drainGate.withLock {
+            draining = true
+            graceEnds = monotonicSeconds() + grace
+        }
+        guard grace > 0 else { return closeIdle() }
+        eventLoop.scheduleTask(in: .nanoseconds(Int64(grace * 1e9))) { self.closeIdle() }
+    }
+
+    private func closeIdle() {
         for handler in Array(connections.values) {
             handler.closeIfIdle(olderThan: nil)
         }
@@ -193,16 +209,30 @@ public final class HTTPServer: @unchecked Sendable {
         state = .running
     }
 
-    /// Stops accepting; idle connections close now, busy ones after their
-    /// response. Returns at once.
+    /// Set before `start()`: how long a drain keeps idle keep-alive
+    /// connections open. 0 (the default, Waitress's behaviour): they close at
+    /// once and busy ones after their response. Otherwise (a worker under the
+    /// supervisor, rolled over while clients keep sending) responses that
+    /// promised keep-alive leave the connection open, so that the client's
+    /// next request, already on its way, is answered (with `Connection:
+    /// close`: see `WSGIApplication.closeWhileDraining`) instead of meeting a
+    /// closed socket; connections still idle after the grace close.
+    public var idleGraceOnDrain: Double {
+        get { core.idleGrace }
+        set { core.idleGrace = newValue }
+    }
+
+    /// Stops accepting; idle connections close now (or after
+    /// `idleGraceOnDrain`), busy ones after their response. Returns at once.
     public func beginStop() {
         guard state == .running else { return }
         state = .stopped
         let channels = serverChannels
         let core = self.core
-        try? group.next().submit {
+        let loop = group.next()
+        try? loop.submit {
             for channel in channels { channel.close(promise: nil) }
-            core.beginDrain()
+            core.beginDrain(on: loop)
         }.wait()
     }
 

@@ -45,6 +45,10 @@ HEARTBEAT_INTERVAL = 0.5
 #: How long a stopping worker may take before it is killed: the engine's
 #: 30 s drain, 5 s to join its threads, and a margin.
 STOP_TIMEOUT = 40.0
+#: How long a draining worker keeps idle keep-alive connections open, so a
+#: client's next request (already sent, or about to be) is answered with
+#: ``Connection: close`` rather than meeting a closed socket.
+DRAIN_GRACE = 1.0
 #: The exit status of a worker that could not import the application.
 APP_LOAD_ERROR = 4
 #: Longest pause between two starts of a worker that keeps dying at start-up.
@@ -506,6 +510,7 @@ class Supervisor:
 
         def configure(engine: Any) -> None:
             engine.heartbeat(beats, HEARTBEAT_INTERVAL)
+            engine.drain_grace(DRAIN_GRACE)
             if limit:
                 threading.Thread(
                     target=_watch_requests,
