@@ -72,7 +72,9 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         core.register(self)
-        if core.isDraining {
+        // Accepted as the drain began: during an idle grace (a worker being
+        // rolled over on a shared socket) it is served, not dropped.
+        if core.closesWhenIdle {
             context.close(promise: nil)
             return
         }

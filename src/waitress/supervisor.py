@@ -411,7 +411,10 @@ class Supervisor:
             and time.monotonic() >= self.next_spawn
             and self.generation not in self.broken
         ):
-            new.append(self._spawn())
+            worker = self._spawn()
+            if worker is None:
+                break
+            new.append(worker)
         # Too many current ones (SIGTTOU): stop the youngest.
         for worker in sorted(new, key=lambda w: w.started)[self.target :]:
             self._stop(worker)
@@ -421,7 +424,7 @@ class Supervisor:
         for worker in sorted(old, key=lambda w: w.started)[: max(0, excess)]:
             self._stop(worker)
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self) -> Optional[_Worker]:
         numbers = {w.number for w in self.workers.values()}
         number = next(n for n in range(1, len(numbers) + 2) if n not in numbers)
         read_end, write_end = os.pipe()
@@ -429,7 +432,21 @@ class Supervisor:
         os.set_blocking(write_end, False)
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        # Blocked across fork, so that a SIGTERM sent right after it reaches
+        # the worker's own handler, not the copy of the supervisor's.
+        handled = {n for n in (getattr(signal, name, None) for name in _HANDLED) if n}
+        signal.pthread_sigmask(signal.SIG_BLOCK, handled)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, handled)
+            os.close(read_end)
+            os.close(write_end)
+            logger.error("Could not start a worker (%s); trying again in 1 s", exc)
+            self.next_spawn = time.monotonic() + 1.0
+            return None
+        if pid != 0:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, handled)
         if pid == 0:
             status = 1
             try:
@@ -487,6 +504,9 @@ class Supervisor:
                 signal.signal(getattr(signal, name), signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, _drain_once)
+        signal.pthread_sigmask(
+            signal.SIG_UNBLOCK, {n for n in (getattr(signal, name, None) for name in _HANDLED) if n}
+        )
         self.workers = {}
         logging.setLogRecordFactory(self._base_factory)
         _label_records(f"worker {number} pid {os.getpid()}")
