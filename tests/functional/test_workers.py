@@ -225,3 +225,86 @@ def test_sigttin_and_sigttou_change_the_worker_count(supervised):
     server.signal(signal.SIGTTOU)
     server.wait_for(lambda t: "(pid %d) exited with status 0" % third in t, what="one drained")
     assert len(distinct_pids(server, 3, tries=100)) == 2
+
+
+def unix_get_pid(path):
+    from functional.harness import Connection, build_request
+    import json
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect(path)
+    with Connection(sock) as conn:
+        conn.send(build_request("GET", "/"))
+        resp = conn.read_response()
+    assert resp.status == 200
+    return json.loads(resp.body)["pid"]
+
+
+def test_unix_socket_and_its_permissions_with_workers(supervised, tmp_path):
+    path = os.path.join(str(tmp_path), "s.sock")
+    server = supervised(["--workers=2", "--unix-socket=" + path, "--unix-socket-perms=660"])
+    pids = set(server.wait_serving(2))
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o660)
+    seen = set()
+    for _ in range(400):
+        seen.add(unix_get_pid(path))
+        if len(seen) == 2:
+            break
+    assert seen == pids
+
+
+SOCKET_ACTIVATED = """
+import logging, socket, sys
+sys.path.insert(0, ".")
+logging.basicConfig(level=logging.INFO)
+from waitress import serve
+from wapp import app
+# As systemd passes it (there as descriptor 3; here the number is argv[1]).
+serve(app, sockets=[socket.socket(fileno=int(sys.argv[1]))], workers=2)
+"""
+
+
+def test_prebound_socket_as_systemd_passes_it(tmp_path):
+    """Workers serve a socket bound by someone else (systemd socket activation), and a
+    connection made while no server runs is answered by the next one: nothing is refused."""
+    import socket
+    import sys
+
+    from functional.harness import Connection, build_request
+
+    write_app(str(tmp_path), "v1")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+
+    def start():
+        return Supervised(
+            tmp_path, [], argv=[sys.executable, "-c", SOCKET_ACTIVATED, str(fd)], pass_fds=(fd,), port=port
+        ).start()
+
+    try:
+        first = start()
+        try:
+            pids = set(first.wait_serving(2))
+            assert set(distinct_pids(first, 2)) == pids
+            first.signal(signal.SIGTERM)
+            assert first.wait_exit() == 0
+        finally:
+            first.stop()
+        # No server now: the connection waits in the socket's queue.
+        waiting = Connection(socket.create_connection(("127.0.0.1", port), timeout=20))
+        waiting.send(build_request("GET", "/"))
+        second = start()
+        try:
+            resp = waiting.read_response()
+            assert resp.status == 200
+            assert resp.json()["pid"] not in pids
+        finally:
+            waiting.close()
+            second.stop()
+    finally:
+        listener.close()

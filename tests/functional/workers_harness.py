@@ -63,10 +63,16 @@ def write_app(directory, version, name="wapp"):
 
 
 class Supervised:
-    def __init__(self, directory, args, module="wapp:app"):
+    def __init__(self, directory, args, module="wapp:app", argv=None, pass_fds=(), port=None):
         self.directory = str(directory)
-        self.port = free_port()
-        self.argv = [WAITRESS_SERVE, "--listen=127.0.0.1:%d" % self.port] + list(args) + [module]
+        self.port = port or free_port()
+        self.pass_fds = tuple(pass_fds)
+        if argv is not None:
+            self.argv = argv
+        elif any(a.startswith("--unix-socket=") for a in args):
+            self.argv = [WAITRESS_SERVE] + list(args) + [module]
+        else:
+            self.argv = [WAITRESS_SERVE, "--listen=127.0.0.1:%d" % self.port] + list(args) + [module]
         self.log_path = os.path.join(self.directory, "server.log")
         self.proc = None
 
@@ -80,6 +86,7 @@ class Supervised:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
+            pass_fds=self.pass_fds,
         )
         return self
 
