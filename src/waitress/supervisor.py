@@ -590,6 +590,12 @@ def supervise(
 ) -> None:
     """Serve ``socket_map``'s listening sockets with ``adj.workers`` worker
     processes until SIGTERM or SIGINT; then close the sockets."""
+    if threading.current_thread() is not threading.main_thread():
+        close_sockets()
+        raise RuntimeError(
+            "workers > 1 and max_requests need the main thread: the supervisor "
+            "handles SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU and SIGCHLD"
+        )
     try:
         Supervisor(application, socket_map, adj).run()
     finally:

@@ -137,3 +137,22 @@ def test_only_a_supervised_server_reaches_the_supervisor(monkeypatch):
     multi = create_server(hello, listen="127.0.0.1:0 127.0.0.1:0", workers=3)
     multi.run()
     assert calls == [2, 3]
+
+
+def test_a_supervised_server_needs_the_main_thread():
+    import threading
+
+    server = create_server(hello, listen="127.0.0.1:0", workers=2)
+    errors = []
+
+    def run():
+        try:
+            server.run()
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    assert errors and "main thread" in errors[0]
+    assert server.socket is None
