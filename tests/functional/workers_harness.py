@@ -27,14 +27,25 @@ WAITRESS_SERVE = os.path.join(BIN_DIR, "waitress-serve")
 
 APP_TEMPLATE = '''
 import ctypes, json, os, time
+from urllib.parse import parse_qs
 
 VERSION = %(version)r
+
+
+def make(global_conf, **local_conf):
+    """A PasteDeploy app factory."""
+    return app
 
 
 def app(environ, start_response):
     path = environ["PATH_INFO"]
     if path == "/slow":
-        time.sleep(float(environ["QUERY_STRING"] or "0.5"))
+        query = parse_qs(environ["QUERY_STRING"])
+        if "id" in query:
+            # Which requests reached the app (the SIGTERM test compares).
+            with open("entered.txt", "a") as f:
+                f.write(query["id"][0] + "\\n")
+        time.sleep(float(query.get("s", ["0.5"])[0]))
     elif path == "/hang":
         # A C call that keeps the GIL (PyDLL does not release it).
         ctypes.PyDLL(None).sleep(3600)
@@ -173,6 +184,8 @@ class Load:
         self.target = target
         self.clients = clients
         self.results = []  # (pid, status, version)
+        #: The ids of the requests answered with 200, when target has "{id}".
+        self.answered = set()
         self.failures = []  # (pid of the connection's worker or None, repr of the error)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -205,17 +218,22 @@ class Load:
     def _run(self):
         conn = None
         conn_pid = None
+        serial = 0
         while not self._stop.is_set():
+            serial += 1
+            request_id = "%d-%d" % (threading.get_ident(), serial)
             try:
                 if conn is None:
                     sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
                     conn = Connection(sock)
                     conn_pid = None
-                conn.send(build_request("GET", self.target))
+                conn.send(build_request("GET", self.target.replace("{id}", request_id)))
                 resp = conn.read_response()
                 data = json.loads(resp.body) if resp.status == 200 else {}
                 with self._lock:
                     self.results.append((data.get("pid"), resp.status, data.get("version")))
+                    if resp.status == 200:
+                        self.answered.add(request_id)
                 conn_pid = data.get("pid", conn_pid)
                 if resp.wants_close:
                     conn.close()
