@@ -150,6 +150,7 @@ class Adjustments:
         ("max_requests", to_int),
         ("max_requests_jitter", to_int),
         ("worker_timeout", to_int),
+        ("max_worker_rss", to_int),
     )
     #: Worker processes serving the same sockets; 1 is a single process.
     workers: int = 1
@@ -162,6 +163,8 @@ class Adjustments:
     max_requests_jitter: int = 0
     #: Seconds without a heartbeat after which a worker is killed (0: never).
     worker_timeout: int = 30
+    #: MiB of resident memory past which a worker is replaced (0: never).
+    max_worker_rss: int = 0
 
     _param_map: Dict[str, Callable[[Any], Any]] = dict(_params)
 
@@ -259,19 +262,20 @@ class Adjustments:
             ("max_requests", 0),
             ("max_requests_jitter", 0),
             ("worker_timeout", 0),
+            ("max_worker_rss", 0),
         ):
             if getattr(self, name) < least:
                 raise ValueError(f"{name} must be at least {least}, not {getattr(self, name)}")
         if self.supervised and not hasattr(os, "fork"):
             raise ValueError(
-                "workers > 1 and max_requests need os.fork, which this platform "
+                "workers > 1, max_requests and max_worker_rss need os.fork, which this platform "
                 "does not have; run one process per port behind a proxy instead"
             )
 
     @property
     def supervised(self) -> bool:
         """True when worker processes under a supervisor serve (supervisor.py)."""
-        return self.workers > 1 or self.max_requests > 0
+        return self.workers > 1 or self.max_requests > 0 or self.max_worker_rss > 0
 
     @staticmethod
     def _check_exclusive(kw: Dict[str, Any]) -> None:

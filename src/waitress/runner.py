@@ -195,6 +195,10 @@ Worker process options (not on Windows):
         application holding the GIL in a C call). Default is 30; 0
         turns it off.
 
+    --max-worker-rss=INT
+        Replace a worker whose resident memory grew past this many MiB
+        (it finishes its requests first; Linux). Default is 0: never.
+
 """
 
 
@@ -284,4 +288,4 @@ def _imports_in_workers(kw: Any) -> bool:
     return adj.supervised and not adj.preload
 
 
-_WORKER_KEYS = ("workers", "preload", "max_requests")
+_WORKER_KEYS = ("workers", "preload", "max_requests", "max_worker_rss")

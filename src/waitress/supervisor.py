@@ -15,8 +15,9 @@ of them), and then never runs the application itself.  It
   new ones accept, so no connection is refused and no request is cut;
   without ``preload`` the new workers import the application afresh;
 - adds a worker on SIGTTIN and removes one on SIGTTOU;
-- replaces a worker that asks to retire after ``max_requests`` requests
-  (the replacement accepts before the old one drains);
+- replaces a worker that asks to retire after ``max_requests`` requests, or
+  whose resident memory passed ``max_worker_rss`` MiB (the replacement
+  accepts before the old one drains);
 - kills (SIGKILL) a worker whose heartbeat stopped for ``worker_timeout``
   seconds and starts another.
 
@@ -51,6 +52,8 @@ STOP_TIMEOUT = 40.0
 DRAIN_GRACE = 1.0
 #: The exit status of a worker that could not import the application.
 APP_LOAD_ERROR = 4
+#: Seconds between two reads of the workers' resident memory (max_worker_rss).
+MEMORY_CHECK_INTERVAL = 1.0
 #: Longest pause between two starts of a worker that keeps dying at start-up.
 MAX_BACKOFF = 10.0
 
@@ -169,6 +172,7 @@ class Supervisor:
         self.failure: Optional[str] = None
         self._wakeup_r = -1
         self._wakeup_w = -1
+        self._next_memory_check = 0.0
 
     # -- the loop ---------------------------------------------------------
 
@@ -183,6 +187,10 @@ class Supervisor:
                 self.target,
                 self.adj.threads,
             )
+            if self.adj.max_worker_rss and _resident_mib(os.getpid()) is None:
+                logger.warning(
+                    "max_worker_rss is ignored: this system has no /proc/PID/statm"
+                )
             while True:
                 self._maintain()
                 if self.stopping and not self.workers:
@@ -191,6 +199,7 @@ class Supervisor:
                 self._handle_signals()
                 self._reap()
                 self._check_timeouts()
+                self._check_memory()
         finally:
             for worker in list(self.workers.values()):
                 # Only reached on an error in the loop itself.
@@ -397,6 +406,25 @@ class Supervisor:
                 )
                 self._kill(worker)
 
+    def _check_memory(self) -> None:
+        limit = self.adj.max_worker_rss
+        now = time.monotonic()
+        if not limit or now < self._next_memory_check:
+            return
+        self._next_memory_check = now + MEMORY_CHECK_INTERVAL
+        for worker in list(self.workers.values()):
+            if not worker.ready or worker.retiring or worker.stopping is not None or worker.killed:
+                continue
+            rss = _resident_mib(worker.pid)
+            if rss is not None and rss > limit:
+                worker.retiring = True
+                logger.warning(
+                    "%s uses %d MiB, over max_worker_rss (%d MiB); replacing it",
+                    _capital(worker),
+                    rss,
+                    limit,
+                )
+
     # -- keeping the right workers ------------------------------------------
 
     def _maintain(self) -> None:
@@ -575,6 +603,16 @@ def _watch_requests(engine: Any, limit: int, beats: int) -> None:
             time.sleep(0.1)
         except OSError:
             return
+
+
+def _resident_mib(pid: int) -> Optional[int]:
+    """Resident memory of a process in MiB (Linux's /proc), or None."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
 
 
 def _capital(worker: _Worker) -> str:

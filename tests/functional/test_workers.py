@@ -359,3 +359,24 @@ def test_paste_ini_workers(tmp_path):
         assert server.wait_exit() == 0
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="max_worker_rss reads /proc")
+def test_max_worker_rss_replaces_a_worker_that_grew_without_a_failure(supervised):
+    server = supervised(["--workers=2", "--max-worker-rss=50"])
+    first = server.wait_serving(2)
+    with Load(server.port, clients=4) as load:
+        load.wait_count(100)
+        status, data = server.get("/grow")
+        assert status == 200
+        grown = data["pid"]
+        text = server.wait_for(
+            lambda t: "(pid %d) exited with status 0" % grown in t, what="the grown worker replaced"
+        )
+        done = load.count()
+        load.wait_count(done + 200)
+    assert "(pid %d) uses" % grown in text and "over max_worker_rss (50 MiB); replacing it" in text
+    assert load.failures == []
+    assert all(status == 200 for _, status, _ in load.results)
+    other = next(pid for pid in first if pid != grown)
+    assert pid_alive(other)

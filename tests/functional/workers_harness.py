@@ -30,6 +30,7 @@ import ctypes, json, os, time
 from urllib.parse import parse_qs
 
 VERSION = %(version)r
+_hoard = []
 
 
 def make(global_conf, **local_conf):
@@ -49,6 +50,9 @@ def app(environ, start_response):
     elif path == "/hang":
         # A C call that keeps the GIL (PyDLL does not release it).
         ctypes.PyDLL(None).sleep(3600)
+    elif path == "/grow":
+        # Keeps 64 MiB resident in this worker (max_worker_rss).
+        _hoard.append(bytearray(64 * 1024 * 1024))
     elif path == "/error":
         raise RuntimeError("boom")
     body = json.dumps({"pid": os.getpid(), "version": VERSION}).encode()

@@ -33,13 +33,22 @@ def test_ini_strings_are_coerced():
     assert (adj.workers, adj.preload, adj.max_requests) == (3, True, 100)
     assert (adj.max_requests_jitter, adj.worker_timeout) == (7, 5)
     assert adj.supervised is True
-    # max_requests alone supervises one worker, so it can be replaced.
+    # max_requests or max_worker_rss alone supervise one worker, so it can be replaced.
     assert Adjustments(max_requests=10).supervised is True
+    assert Adjustments(max_worker_rss="300").max_worker_rss == 300
+    assert Adjustments(max_worker_rss=300).supervised is True
 
 
 @pytest.mark.parametrize(
     "option, value",
-    [("workers", 0), ("workers", -2), ("max_requests", -1), ("max_requests_jitter", -1), ("worker_timeout", -1)],
+    [
+        ("workers", 0),
+        ("workers", -2),
+        ("max_requests", -1),
+        ("max_requests_jitter", -1),
+        ("worker_timeout", -1),
+        ("max_worker_rss", -1),
+    ],
 )
 def test_out_of_range_values_name_the_option(option, value):
     with pytest.raises(ValueError, match=option):
@@ -73,7 +82,7 @@ def test_command_line_flags():
 
 
 def test_help_describes_the_worker_options():
-    for flag in ("--workers=INT", "--[no-]preload", "--max-requests=INT", "--max-requests-jitter=INT", "--worker-timeout=INT"):
+    for flag in ("--workers=INT", "--[no-]preload", "--max-requests=INT", "--max-requests-jitter=INT", "--worker-timeout=INT", "--max-worker-rss=INT"):
         assert flag in runner.HELP
 
 
