@@ -160,7 +160,9 @@ class Supervisor:
         self.map = socket_map
         self.adj = adj
         self.target = adj.workers
+        #: The generation new workers belong to; every SIGHUP takes a new number.
         self.generation = 0
+        self._generations = 0
         self.workers: Dict[int, _Worker] = {}
         self.signals: List[int] = []
         self.stopping = False
@@ -290,7 +292,8 @@ class Supervisor:
             elif self.stopping:
                 continue
             elif number == signal.SIGHUP:
-                self.generation += 1
+                self._generations += 1
+                self.generation = self._generations
                 logger.info(
                     "Reloading: starting %d new worker(s), then draining the old",
                     self.target,
@@ -360,11 +363,8 @@ class Supervisor:
             getattr(self.application, "spec", ""),
             worker.error[len(_ERROR) :].decode("utf-8", "replace").rstrip(),
         )
-        older = [
-            w
-            for w in self.workers.values()
-            if w.generation < generation and w.stopping is None and w.ready
-        ]
+        running = [w for w in self.workers.values() if w.stopping is None and w.ready]
+        older = [w for w in running if w.generation < generation]
         if older:
             # A reload whose new code does not import: keep the old workers.
             logger.error(
@@ -374,6 +374,14 @@ class Supervisor:
                 if w.generation == generation:
                     self._stop(w)
             self.generation = max(w.generation for w in older)
+            return
+        if running:
+            # A replacement for a worker that died, and the code on disk no
+            # longer imports: serve on with the workers that run.
+            logger.error(
+                "Serving with %d worker(s) until a SIGHUP brings code that imports",
+                len(running),
+            )
             return
         self._give_up("the application could not be imported")
 

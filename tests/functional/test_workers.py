@@ -215,6 +215,30 @@ def test_reload_with_code_that_does_not_import_keeps_the_old_workers(supervised,
     assert server.log().count("SyntaxError: half-written deploy") == 1
     assert distinct_pids(server, 2) == old
     assert server.proc.poll() is None
+    # Once the code is whole again, the next SIGHUP reloads it.
+    write_app(str(tmp_path), "v2")
+    server.signal(signal.SIGHUP)
+    server.wait_for(
+        lambda t: all("(pid %d) exited with status 0" % pid in t for pid in old), what="old drained"
+    )
+    status, data = server.get("/")
+    assert status == 200 and data["version"] == "v2" and data["pid"] not in old
+
+
+def test_a_replacement_that_does_not_import_leaves_the_others_serving(supervised, tmp_path):
+    server = supervised(["--workers=2"])
+    first = server.wait_serving(2)
+    with open(os.path.join(str(tmp_path), "wapp.py"), "a") as f:
+        f.write("\nraise SyntaxError('half-written deploy')\n")
+    os.kill(first[0], signal.SIGKILL)
+    server.wait_for(
+        lambda t: "Serving with 1 worker(s) until a SIGHUP brings code that imports" in t,
+        what="the failed replacement reported",
+    )
+    assert server.proc.poll() is None
+    for _ in range(10):
+        status, data = server.get("/")
+        assert status == 200 and data["pid"] == first[1]
 
 
 def test_sigttin_and_sigttou_change_the_worker_count(supervised):
