@@ -313,7 +313,7 @@ class MultiSocketServer:
 
     def run(self) -> None:
         """Serve until Ctrl-C, SIGTERM or ``close()``; then close the sockets."""
-        if self.adj is not None and self.adj.supervised:
+        if getattr(self.adj, "supervised", False):
             from .supervisor import supervise
 
             supervise(self.application, self.map, self.adj, self._close_servers)
@@ -431,7 +431,7 @@ class BaseWSGIServer:
         Returns normally after Ctrl-C, SIGTERM or ``close()``, once requests
         in flight have finished.
         """
-        if self.adj.supervised:
+        if getattr(self.adj, "supervised", False):
             from .supervisor import supervise
 
             supervise(self.application, self._map, self.adj, self._close_socket)
