@@ -179,7 +179,11 @@ def test_worker_holding_the_gil_is_replaced_after_worker_timeout(supervised):
         assert conn.read_until_close() == b""
     assert waited >= 1.5
     hung = int(text.split("sent no heartbeat")[0].rsplit("(pid ", 1)[1].split(")")[0])
-    assert not pid_alive(hung) or True
+    server.wait_for(
+        lambda t: "(pid %d) was killed by signal 9 (SIGKILL); starting another" % hung in t,
+        what="the hung worker reaped",
+    )
+    assert not pid_alive(hung)
     server.wait_serving(3)
     assert len(distinct_pids(server, 2)) == 2
 
