@@ -15,6 +15,8 @@ final class ServerCore: @unchecked Sendable {
     let outbox: Outbox
     let limiter: ConnectionLimiter
     let logs: LogRelay
+    /// The loop every connection of this server runs on (the drain's grace timer).
+    let eventLoop: EventLoop
     let continueBytes = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
     /// Bytes buffered for a connection whose request is in service before
     /// reading from it pauses.
@@ -33,6 +35,7 @@ final class ServerCore: @unchecked Sendable {
         self.configuration = configuration
         self.dispatcher = dispatcher
         self.outbox = Outbox(eventLoop: eventLoop)
+        self.eventLoop = eventLoop
         self.logs = logs
         self.limiter = ConnectionLimiter(limit: configuration.connectionLimit, logs: logs)
         self.readAheadLimit = max(65536, configuration.recvBytes)
@@ -67,7 +70,7 @@ final class ServerCore: @unchecked Sendable {
 
     /// Stops new requests: idle connections close now, busy ones after their
     /// response.
-    func beginDrain(on eventLoop: EventLoop) {
+    func beginDrain() {
         let grace = idleGrace
         drainGate.withLock {
             draining = true
@@ -229,10 +232,9 @@ public final class HTTPServer: @unchecked Sendable {
         state = .stopped
         let channels = serverChannels
         let core = self.core
-        let loop = group.next()
-        try? loop.submit {
+        try? group.next().submit {
             for channel in channels { channel.close(promise: nil) }
-            core.beginDrain(on: loop)
+            core.beginDrain()
         }.wait()
     }
 
