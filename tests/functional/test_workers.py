@@ -408,3 +408,35 @@ def test_max_worker_rss_replaces_a_worker_that_grew_without_a_failure(supervised
     assert all(status == 200 for _, status, _ in load.results)
     other = next(pid for pid in first if pid != grown)
     assert pid_alive(other)
+
+
+@pytest.mark.skipif(not __import__("shutil").which("wrk"), reason="wrk is not installed")
+def test_sighup_under_wrk_has_no_socket_errors_and_no_non_2xx(supervised, tmp_path):
+    import subprocess
+
+    server = supervised(["--workers=2"], version="v1")
+    old = set(server.wait_serving(2))
+    wrk = subprocess.Popen(
+        ["wrk", "-t1", "-c16", "-d4s", "--timeout", "5s", "http://127.0.0.1:%d/" % server.port],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)
+        write_app(str(tmp_path), "v2")
+        server.signal(signal.SIGHUP)
+        server.wait_serving(4)
+        time.sleep(0.5)
+        server.signal(signal.SIGHUP)
+        out, _ = wrk.communicate(timeout=30)
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait()
+    assert "requests in" in out, out
+    assert "Socket errors" not in out, out
+    assert "Non-2xx" not in out, out
+    assert server.log().count("Reloading:") == 2
+    status, data = server.get("/")
+    assert status == 200 and data["version"] == "v2" and data["pid"] not in old
