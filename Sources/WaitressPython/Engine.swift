@@ -1,4 +1,5 @@
 @preconcurrency import CPython
+import Atomics
 import WaitressHTTP
 import WaitressServer
 
@@ -21,6 +22,17 @@ public final class Engine {
     /// Worker pools whose threads outlived a shutdown (see run()).
     nonisolated(unsafe) static var abandoned: [AnyObject] = []
     private let gate = Gate()
+    /// Requests handed to the application so far (`Engine.served()`; the
+    /// supervisor's `max_requests`).
+    let served = ManagedAtomic<Int>(0)
+    /// `Engine.heartbeat(fd, interval)`: where and how often the event loop
+    /// beats while serving (a negative descriptor: never).
+    var heartbeatDescriptor: Int32 = -1
+    var heartbeatInterval = 1.0
+    /// `Engine.drain_grace(seconds)`: HTTPServer.idleGraceOnDrain.
+    var drainGrace = 0.0
+    /// When the thread in run() last held the GIL (monotonic seconds, as bits).
+    private let pythonTick = ManagedAtomic<UInt64>(0)
     private var stopRequested = false
     private var running = false
 
@@ -83,9 +95,10 @@ public final class Engine {
                 options: options, listeners: listeners)
         else { return nil }
         let dispatcher = TaskDispatcher(threads: threads) { _, _ in }
-        let worker = TaskRunner(app: app)
+        let worker = TaskRunner(app: app, served: served)
         dispatcher.setRunner(worker.run)
         let server = HTTPServer(configuration: configuration, listeners: listeners, dispatcher: dispatcher)
+        server.idleGraceOnDrain = drainGrace
 
         // Response and body buffers of 64 KiB to a few MiB are allocated and
         // freed per request on different threads. With glibc's defaults they
@@ -99,6 +112,16 @@ public final class Engine {
         dispatcher.start()
         var startError: Error? = nil
         do { try server.start() } catch { startError = error }
+        pythonTick.store(monotonicSeconds().bitPattern, ordering: .relaxed)
+        if startError == nil && heartbeatDescriptor >= 0 {
+            // Beats stop when the loop stops, and also when this thread has not
+            // had the GIL for several of its 100 ms rounds.
+            let tick = pythonTick
+            let stale = max(1.0, 2 * heartbeatInterval)
+            server.startHeartbeat(descriptor: heartbeatDescriptor, interval: heartbeatInterval) {
+                monotonicSeconds() - Double(bitPattern: tick.load(ordering: .relaxed)) < stale
+            }
+        }
         var pending: PyPtr? = nil
         if startError == nil {
             // Serve until stop() or a signal handler raises; check signals
@@ -110,6 +133,7 @@ public final class Engine {
                 }
                 if stop { break }
                 PyEval_RestoreThread(threadState)
+                pythonTick.store(monotonicSeconds().bitPattern, ordering: .relaxed)
                 app.emit(server.logs.drain())
                 reportQueueDepth(dispatcher, app, force: false)
                 // A signal handler may have raised inside that logging call.
@@ -123,6 +147,7 @@ public final class Engine {
             let deadline = monotonicSeconds() + Self.drainSeconds
             while !server.waitForDrain(seconds: 0.1) && monotonicSeconds() < deadline {
                 PyEval_RestoreThread(threadState)
+                pythonTick.store(monotonicSeconds().bitPattern, ordering: .relaxed)
                 let interrupted = PyErr_CheckSignals() != 0
                 if interrupted {
                     if let second = wp_err_fetch() {
@@ -164,12 +189,15 @@ public final class Engine {
 /// Runs each request on a worker thread, with the GIL held.
 final class TaskRunner {
     let app: WSGIApplication
+    let served: ManagedAtomic<Int>
 
-    init(app: WSGIApplication) {
+    init(app: WSGIApplication, served: ManagedAtomic<Int>) {
         self.app = app
+        self.served = served
     }
 
     func run(_ request: Request, _ batch: ResponseBatch) {
+        served.wrappingIncrement(ordering: .relaxed)
         WSGITask(app: app, request: request, batch: batch).run()
     }
 }

@@ -1,4 +1,5 @@
 @preconcurrency import CPython
+import Atomics
 import WaitressServer
 
 /// The Python type `waitress._native.Engine` (see _native.pyi).
@@ -33,6 +34,35 @@ public enum EngineType {
         return wp_new_none()
     }
 
+    static let served: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { object, _ in
+        guard let engine = NativeType.context(object, as: Engine.self) else { return nil }
+        return PyLong_FromLong(engine.served.load(ordering: .relaxed))
+    }
+
+    /// heartbeat(fd, interval): set before run().
+    static let heartbeat: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { object, args in
+        guard let engine = NativeType.context(object, as: Engine.self), let args = args else { return nil }
+        guard wp_tuple_size(args) == 2 else { return raise(PyExc_TypeError, "heartbeat(fd, interval)") }
+        let fd = PyLong_AsLong(wp_tuple_item(args, 0))
+        if PyErr_Occurred() != nil { return nil }
+        let interval = PyFloat_AsDouble(wp_tuple_item(args, 1))
+        if PyErr_Occurred() != nil { return nil }
+        guard interval > 0 else { return raise(PyExc_ValueError, "heartbeat interval must be positive") }
+        engine.heartbeatDescriptor = Int32(clamping: fd)
+        engine.heartbeatInterval = interval
+        return wp_new_none()
+    }
+
+    /// drain_grace(seconds): set before run().
+    static let drainGrace: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { object, value in
+        guard let engine = NativeType.context(object, as: Engine.self), let value = value else { return nil }
+        let seconds = PyFloat_AsDouble(value)
+        if PyErr_Occurred() != nil { return nil }
+        guard seconds >= 0 else { return raise(PyExc_ValueError, "drain grace must not be negative") }
+        engine.drainGrace = seconds
+        return wp_new_none()
+    }
+
     public static func makeType() -> PyPtr? {
         let methods = [
             PyMethodDef(
@@ -41,6 +71,15 @@ public enum EngineType {
             PyMethodDef(
                 ml_name: UnsafePointer(strdup("stop")), ml_meth: stop, ml_flags: METH_NOARGS,
                 ml_doc: UnsafePointer(strdup("Ask a running engine to shut down gracefully; thread-safe."))),
+            PyMethodDef(
+                ml_name: UnsafePointer(strdup("served")), ml_meth: served, ml_flags: METH_NOARGS,
+                ml_doc: UnsafePointer(strdup("Requests handed to the application so far."))),
+            PyMethodDef(
+                ml_name: UnsafePointer(strdup("heartbeat")), ml_meth: heartbeat, ml_flags: METH_VARARGS,
+                ml_doc: UnsafePointer(strdup("heartbeat(fd, interval): write a byte to fd every interval seconds while serving."))),
+            PyMethodDef(
+                ml_name: UnsafePointer(strdup("drain_grace")), ml_meth: drainGrace, ml_flags: METH_O,
+                ml_doc: UnsafePointer(strdup("drain_grace(seconds): how long a stop keeps idle keep-alive connections open."))),
         ]
         return NativeType.make(
             name: "waitress._native.Engine",

@@ -1,4 +1,5 @@
 @preconcurrency import CPython
+import Atomics
 import WaitressHTTP
 import WaitressServer
 

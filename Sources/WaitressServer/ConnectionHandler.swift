@@ -85,7 +85,9 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         core.register(self)
-        if core.isDraining {
+        // Accepted as the drain began: during an idle grace (a worker being
+        // rolled over on a shared socket) it is served, not dropped.
+        if core.closesWhenIdle {
             context.close(promise: nil)
             return
         }
@@ -361,7 +363,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end(let buffer, let close):
             inService = false
             lastActivity = monotonicSeconds()
-            if close || closing || core.isDraining {
+            if close || closing || core.closesWhenIdle {
                 closeAfterFlush(last: buffer)
                 return
             }

@@ -16,6 +16,8 @@ final class ServerCore: @unchecked Sendable {
     let outbox: Outbox
     let limiter: ConnectionLimiter
     let logs: LogRelay
+    /// The loop every connection of this server runs on (the drain's grace timer).
+    let eventLoop: EventLoop
     let continueBytes = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
     /// Bytes buffered for a connection whose request is in service before
     /// reading from it pauses.
@@ -27,17 +29,25 @@ final class ServerCore: @unchecked Sendable {
     private var connectionCount = 0
     /// `isDraining` without the lock, for workers writing response heads.
     let drainingFlag = ManagedAtomic<Bool>(false)
+    /// Seconds a drain leaves idle keep-alive connections open (see
+    /// `HTTPServer.idleGraceOnDrain`); when they have passed.
+    var idleGrace = 0.0
+    private var graceEnds = Double.infinity
 
     init(configuration: ServerConfiguration, dispatcher: RequestDispatcher, eventLoop: EventLoop, logs: LogRelay) {
         self.configuration = configuration
         self.dispatcher = dispatcher
         self.outbox = Outbox(eventLoop: eventLoop)
+        self.eventLoop = eventLoop
         self.logs = logs
         self.limiter = ConnectionLimiter(limit: configuration.connectionLimit, logs: logs)
         self.readAheadLimit = max(65536, configuration.recvBytes)
     }
 
     var isDraining: Bool { drainGate.withLock { draining } }
+
+    /// Draining and past the idle grace: a connection closes once idle.
+    var closesWhenIdle: Bool { drainGate.withLock { draining && monotonicSeconds() >= graceEnds } }
 
     func register(_ handler: ConnectionHandler) {
         connections[ObjectIdentifier(handler)] = handler
@@ -67,8 +77,18 @@ final class ServerCore: @unchecked Sendable {
     /// Stops new requests: idle connections close now, busy ones after their
     /// response.
     func beginDrain() {
-        drainGate.withLock { draining = true }
+        let grace = idleGrace
+        drainGate.withLock {
+            draining = true
+            graceEnds = monotonicSeconds() + grace
+        }
+        // Every response whose head is written from now on says Connection: close.
         drainingFlag.store(true, ordering: .relaxed)
+        guard grace > 0 else { return closeIdle() }
+        eventLoop.scheduleTask(in: .nanoseconds(Int64(grace * 1e9))) { self.closeIdle() }
+    }
+
+    private func closeIdle() {
         for handler in Array(connections.values) {
             handler.closeIfIdle(olderThan: nil)
         }
@@ -211,8 +231,21 @@ public final class HTTPServer: @unchecked Sendable {
         state = .running
     }
 
-    /// Stops accepting; idle connections close now, busy ones after their
-    /// response. Returns at once.
+    /// Set before `start()`: how long a drain keeps idle keep-alive
+    /// connections open. 0 (the default, Waitress's behaviour): they close at
+    /// once and busy ones after their response. Otherwise (a worker under the
+    /// supervisor, rolled over while clients keep sending) responses that
+    /// promised keep-alive leave the connection open, so that the client's
+    /// next request, already on its way, is answered (with `Connection:
+    /// close`: see `ServerCore.drainingFlag`) instead of meeting a
+    /// closed socket; connections still idle after the grace close.
+    public var idleGraceOnDrain: Double {
+        get { core.idleGrace }
+        set { core.idleGrace = newValue }
+    }
+
+    /// Stops accepting; idle connections close now (or after
+    /// `idleGraceOnDrain`), busy ones after their response. Returns at once.
     public func beginStop() {
         guard state == .running else { return }
         state = .stopped

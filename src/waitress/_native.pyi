@@ -61,3 +61,15 @@ class Engine:
         ``run()`` then returns normally.  Calling it before ``run()`` makes a
         later ``run()`` return at once.
         """
+    def served(self) -> int:
+        """Requests handed to the application so far (an atomic counter; the
+        supervisor's ``max_requests``)."""
+    def heartbeat(self, fd: int, interval: float, /) -> None:
+        """Before ``run()``: while serving, write a byte to ``fd`` every
+        ``interval`` seconds from a timer on the event loop (no GIL needed),
+        as long as ``run()``'s own thread has had the GIL within the last
+        second or two intervals (supervisor.py's ``worker_timeout``)."""
+    def drain_grace(self, seconds: float, /) -> None:
+        """Before ``run()``: how long a stop keeps idle keep-alive connections
+        open (responses from then on say ``Connection: close``); 0, the
+        default, closes them at once."""

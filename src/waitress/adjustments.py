@@ -5,6 +5,7 @@ line), so each option has a converter.  The native engine reads the coerced
 attributes of an ``Adjustments`` instance once, when it starts.
 """
 import getopt
+import os
 import socket
 import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
@@ -142,6 +143,30 @@ class Adjustments:
         ("server_name", str),
     )
 
+    # Worker processes under a supervisor (supervisor.py, docs/deployment.md);
+    # none of these change anything while workers is 1 and max_requests is 0.
+    _params += (
+        ("workers", to_int),
+        ("preload", asbool),
+        ("max_requests", to_int),
+        ("max_requests_jitter", to_int),
+        ("worker_timeout", to_int),
+        ("max_worker_rss", to_int),
+    )
+    #: Worker processes serving the same sockets; 1 is a single process.
+    workers: int = 1
+    #: Import the application in the supervisor before forking the workers
+    #: (``waitress-serve`` only: ``serve(app)`` is given an imported app).
+    preload: bool = False
+    #: Requests after which a worker is replaced (0: never), plus a random
+    #: 0..max_requests_jitter more per worker so they don't all go at once.
+    max_requests: int = 0
+    max_requests_jitter: int = 0
+    #: Seconds without a heartbeat after which a worker is killed (0: never).
+    worker_timeout: int = 30
+    #: MiB of resident memory past which a worker is replaced (0: never).
+    max_worker_rss: int = 0
+
     _param_map: Dict[str, Callable[[Any], Any]] = dict(_params)
 
     # Where to listen.  ``listen`` wins unless host or port is given.
@@ -233,6 +258,28 @@ class Adjustments:
         self.listen = self._resolve_listen()
         self._check_proxy_options()
         self.check_sockets(self.sockets)
+        self._check_worker_options()
+
+    def _check_worker_options(self) -> None:
+        for name, least in (
+            ("workers", 1),
+            ("max_requests", 0),
+            ("max_requests_jitter", 0),
+            ("worker_timeout", 0),
+            ("max_worker_rss", 0),
+        ):
+            if getattr(self, name) < least:
+                raise ValueError(f"{name} must be at least {least}, not {getattr(self, name)}")
+        if self.supervised and not hasattr(os, "fork"):
+            raise ValueError(
+                "workers > 1, max_requests and max_worker_rss need os.fork, which this platform "
+                "does not have; run one process per port behind a proxy instead"
+            )
+
+    @property
+    def supervised(self) -> bool:
+        """True when worker processes under a supervisor serve (supervisor.py)."""
+        return self.workers > 1 or self.max_requests > 0 or self.max_worker_rss > 0
 
     @staticmethod
     def _check_exclusive(kw: Dict[str, Any]) -> None:

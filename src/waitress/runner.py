@@ -175,6 +175,39 @@ Tuning options:
         one of its requests is running, so that a client that hangs up
         is noticed. Default is 0.
 
+Worker process options (not on Windows):
+
+    --workers=INT
+        Worker processes serving the same sockets, each with --threads
+        threads, under a supervisor process that restarts them. Default
+        is 1: a single process, no supervisor. SIGTERM or SIGINT drains
+        every worker; SIGHUP starts new workers and drains the old ones;
+        SIGTTIN and SIGTTOU add and remove a worker.
+
+    --[no-]preload
+        Import the application once in the supervisor before starting
+        the workers, instead of in each worker. Off by default, so that
+        a SIGHUP serves changed code.
+
+    --max-requests=INT
+        Replace a worker after it has served this many requests (it
+        finishes them first). Default is 0: never.
+
+    --max-requests-jitter=INT
+        Add a random 0 to this many requests to each worker's
+        --max-requests, so that workers are not all replaced at once.
+        Default is 0.
+
+    --worker-timeout=INT
+        Kill and replace a worker whose event loop or application has
+        not answered its heartbeat for this many seconds (for example an
+        application holding the GIL in a C call). Default is 30; 0
+        turns it off.
+
+    --max-worker-rss=INT
+        Replace a worker whose resident memory grew past this many MiB
+        (it finishes its requests first; Linux). Default is 0: never.
+
 """
 
 
@@ -239,14 +272,38 @@ def run(argv: List[str] = sys.argv, _serve: Callable[..., Any] = serve) -> int:
     # Let "waitress-serve myapp:app" find myapp in the current directory.
     sys.path.append(os.getcwd())
 
-    try:
-        app = pkgutil.resolve_name(args[0])
-    except (ValueError, ImportError, AttributeError) as exc:
-        show_help(sys.stderr, name, str(exc))
-        show_exception(sys.stderr)
-        return 1
-    if call:
-        app = app()
+    if _imports_in_workers(kw):
+        # Each worker imports the app after fork (supervisor.py).
+        from .supervisor import AppImport
 
-    _serve(app, **kw)
+        app: Any = AppImport(args[0], call)
+    else:
+        try:
+            app = pkgutil.resolve_name(args[0])
+        except (ValueError, ImportError, AttributeError) as exc:
+            show_help(sys.stderr, name, str(exc))
+            show_exception(sys.stderr)
+            return 1
+        if call:
+            app = app()
+
+    from .supervisor import WorkersFailed
+
+    try:
+        _serve(app, **kw)
+    except WorkersFailed:
+        # The supervisor has logged why.
+        return 1
     return 0
+
+
+def _imports_in_workers(kw: Any) -> bool:
+    """Whether worker processes, not this one, import the application."""
+    try:
+        adj = Adjustments(**{k: v for k, v in kw.items() if k in _WORKER_KEYS})
+    except ValueError:
+        return False  # serve() reports the bad value
+    return adj.supervised and not adj.preload
+
+
+_WORKER_KEYS = ("workers", "preload", "max_requests", "max_worker_rss")

@@ -124,6 +124,9 @@ class _Serving:
         #: Set when no run() is in progress (or it has returned).
         self._idle = threading.Event()
         self._idle.set()
+        #: Called with the engine before it runs (a supervised worker sets
+        #: its heartbeat and request counting here: supervisor.py).
+        self.configure_engine: Optional[Callable[[Any], None]] = None
 
     def run(
         self,
@@ -147,6 +150,8 @@ class _Serving:
                 logger,
                 queue_logger,
             )
+            if self.configure_engine is not None:
+                self.configure_engine(engine)
             self._engine = engine
             self._thread = threading.current_thread()
             self._idle.clear()
@@ -308,6 +313,11 @@ class MultiSocketServer:
 
     def run(self) -> None:
         """Serve until Ctrl-C, SIGTERM or ``close()``; then close the sockets."""
+        if getattr(self.adj, "supervised", False):
+            from .supervisor import supervise
+
+            supervise(self.application, self.map, self.adj, self._close_servers)
+            return
         try:
             self._serving.run(
                 self.application,
@@ -421,6 +431,11 @@ class BaseWSGIServer:
         Returns normally after Ctrl-C, SIGTERM or ``close()``, once requests
         in flight have finished.
         """
+        if getattr(self.adj, "supervised", False):
+            from .supervisor import supervise
+
+            supervise(self.application, self._map, self.adj, self._close_socket)
+            return
         try:
             self._serving.run(
                 self.application,

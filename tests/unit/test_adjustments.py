@@ -63,6 +63,9 @@ DEFAULTS = {
     "channel_request_lookahead": 0,
     "server_name": "waitress.invalid",
 }
+# Worker processes (supervisor.py; tests in test_workers_options.py).
+DEFAULTS.update(workers=1, preload=False, max_requests=0, max_requests_jitter=0, worker_timeout=30,
+                max_worker_rss=0)
 
 
 class TestDefaults:
