@@ -20,6 +20,8 @@ TOOLS: dict[str, tuple[str, str]] = {
     "output": ("output.py", "response output: file_wrapper file, 64 KiB, chunked stream, 1 MiB echo"),
     "callgrind": ("callgrind.py", "instructions per hello request under callgrind: Waitress, ours"),
     "soak": ("soak.py", "mixed traffic for --minutes against the installed server; RSS, fds, spill growth"),
+    "workers": ("workers.py", "--workers=2 vs 1, gunicorn -w 2 gthread, Granian --workers 2; errors across SIGHUP"),
+    "accept-spread": ("accept_spread.py", "2 workers: a shared accept queue vs SO_REUSEPORT under an uneven load"),
 }
 
 USAGE = "usage: bench.py list | bench.py run NAME [args...]   (see bench/README.md)"
