@@ -13,7 +13,10 @@ import NIOCore
 /// - Out of descriptors (an accept failed with EMFILE or ENFILE): accepting
 ///   pauses for `backoff` and is then retried, or at once when a connection
 ///   closes (which frees a descriptor). One error line per episode, with the
-///   limit, and one line when accepting works again.
+///   limit, and one line when accepting works again. An episode ends only once
+///   accepts have worked for `episodeQuiet` without another failure: with
+///   descriptors hovering at the limit, each freed one lets a single accept
+///   through before the next fails, and that is still the same episode.
 ///
 /// One instance per server, shared by the handlers of all its listening
 /// channels (descriptors are a process-wide resource); event loop only.
@@ -28,8 +31,11 @@ final class ConnectionLimiter {
     /// When the current out-of-descriptors episode began, and failed accepts in it.
     private var episodeStart: NIODeadline?
     private var failures = 0
+    private var lastFailure: NIODeadline?
+    private var episodeEndCheck: Scheduled<Void>?
 
     static let backoff = TimeAmount.milliseconds(250)
+    static let episodeQuiet = TimeAmount.seconds(1)
 
     let logs: LogRelay
 
@@ -42,13 +48,12 @@ final class ConnectionLimiter {
 
     func opened() {
         open += 1
-        if let start = episodeStart {
-            let tenths = (NIODeadline.now() - start).nanoseconds / 100_000_000
-            logs.post(
-                .info,
-                "accepting connections again after \(tenths / 10).\(tenths % 10) s (\(failures) failed accept attempts)")
-            episodeStart = nil
-            failures = 0
+        if episodeStart != nil && episodeEndCheck == nil, let loop = listeners.first?.eventLoop {
+            let accepted = NIODeadline.now()
+            episodeEndCheck = loop.scheduleTask(in: Self.episodeQuiet) { [self] in
+                episodeEndCheck = nil
+                endEpisode(ifNoFailureSince: accepted)
+            }
         }
         if open >= limit && !paused {
             paused = true
@@ -71,8 +76,22 @@ final class ConnectionLimiter {
         }
     }
 
+    /// Logs the end of the out-of-descriptors episode if no accept has failed
+    /// since `accepted` (else the episode goes on; the next accept checks again).
+    private func endEpisode(ifNoFailureSince accepted: NIODeadline) {
+        guard let start = episodeStart, let last = lastFailure, last < accepted else { return }
+        let tenths = (accepted - start).nanoseconds / 100_000_000
+        logs.post(
+            .info,
+            "accepting connections again after \(tenths / 10).\(tenths % 10) s (\(failures) failed accept attempts)")
+        episodeStart = nil
+        lastFailure = nil
+        failures = 0
+    }
+
     func acceptFailed(errno code: Int32, eventLoop: EventLoop) {
         failures += 1
+        lastFailure = .now()
         if episodeStart == nil {
             episodeStart = .now()
             let name = code == EMFILE ? "EMFILE" : code == ENFILE ? "ENFILE" : "errno \(code)"

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from functional.harness import ServerProcess, assert_serves
+from functional.procstats import wait_until
 
 APP = "apps.wsgi_app:app"
 LIMIT = 48
@@ -39,15 +40,6 @@ def cpu_seconds(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     # utime and stime are fields 14 and 15 of the whole line; fields[0] here is field 3.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_until(predicate, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)
-    return True
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import time
 import pytest
 
 from functional.harness import assert_serves, build_request
+from functional.procstats import vm_rss, fd_count, wait_until
 
 APP = "apps.output_app:app"
 N = 10000
@@ -31,27 +32,6 @@ PER_CONNECTION_BOUND = 64 * 1024
 
 REQUEST = build_request("GET", "/hello")
 BODY = b"Hello, world!"
-
-
-def vm_rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def wait_until(predicate, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)
-    return True
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ pipeline and response channel held each other), 21 MB per 20,000 connections.
 Run with ``pytest -s`` to see the figures.
 """
 
-import os
 import socket
 import time
 
 import pytest
 
 from functional.harness import assert_serves, build_request
+from functional.procstats import vm_rss, fd_count
 
 APP = "apps.wsgi_app:app"
 # Small overflow thresholds, so that uploads and responses of 20 kB go through temporary files.
@@ -29,18 +29,6 @@ HELLO = build_request("GET", "/hello")
 HELLO_CLOSE = build_request("GET", "/hello", [("Connection", "close")])
 UPLOAD_BODY = b"u" * 20000
 UPLOAD = build_request("POST", "/echo", body=UPLOAD_BODY)
-
-
-def vm_rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
 
 
 def settled(pid, baseline_fds, timeout=10.0):
