@@ -31,7 +31,8 @@ final class ConnectionLimiter {
     /// When the current out-of-descriptors episode began, and failed accepts in it.
     private var episodeStart: NIODeadline?
     private var failures = 0
-    private var lastFailure: NIODeadline?
+    /// The first accept since the episode's latest failure, if any.
+    private var recovered: NIODeadline?
     private var episodeEndCheck: Scheduled<Void>?
 
     static let backoff = TimeAmount.milliseconds(250)
@@ -48,12 +49,9 @@ final class ConnectionLimiter {
 
     func opened() {
         open += 1
-        if episodeStart != nil && episodeEndCheck == nil, let loop = listeners.first?.eventLoop {
-            let accepted = NIODeadline.now()
-            episodeEndCheck = loop.scheduleTask(in: Self.episodeQuiet) { [self] in
-                episodeEndCheck = nil
-                endEpisode(ifNoFailureSince: accepted)
-            }
+        if episodeStart != nil {
+            if recovered == nil { recovered = .now() }
+            scheduleEpisodeEndCheck(in: Self.episodeQuiet)
         }
         if open >= limit && !paused {
             paused = true
@@ -76,22 +74,36 @@ final class ConnectionLimiter {
         }
     }
 
-    /// Logs the end of the out-of-descriptors episode if no accept has failed
-    /// since `accepted` (else the episode goes on; the next accept checks again).
-    private func endEpisode(ifNoFailureSince accepted: NIODeadline) {
-        guard let start = episodeStart, let last = lastFailure, last < accepted else { return }
-        let tenths = (accepted - start).nanoseconds / 100_000_000
+    private func scheduleEpisodeEndCheck(in delay: TimeAmount) {
+        guard episodeEndCheck == nil, let loop = listeners.first?.eventLoop else { return }
+        episodeEndCheck = loop.scheduleTask(in: delay) { [self] in
+            episodeEndCheck = nil
+            checkEpisodeEnd()
+        }
+    }
+
+    /// Ends the out-of-descriptors episode once accepts have worked for
+    /// `episodeQuiet` since the latest failure; until then it looks again
+    /// (a failure meanwhile clears `recovered`, and the next accept sets it).
+    private func checkEpisodeEnd() {
+        guard let start = episodeStart, let since = recovered else { return }
+        let quiet = NIODeadline.now() - since
+        if quiet < Self.episodeQuiet {
+            scheduleEpisodeEndCheck(in: Self.episodeQuiet - quiet)
+            return
+        }
+        let tenths = (since - start).nanoseconds / 100_000_000
         logs.post(
             .info,
             "accepting connections again after \(tenths / 10).\(tenths % 10) s (\(failures) failed accept attempts)")
         episodeStart = nil
-        lastFailure = nil
+        recovered = nil
         failures = 0
     }
 
     func acceptFailed(errno code: Int32, eventLoop: EventLoop) {
         failures += 1
-        lastFailure = .now()
+        recovered = nil
         if episodeStart == nil {
             episodeStart = .now()
             let name = code == EMFILE ? "EMFILE" : code == ENFILE ? "ENFILE" : "errno \(code)"
