@@ -9,7 +9,7 @@ import NIOPosix
 import WaitressHTTP
 
 /// State shared by all connections of one server; touched on the event loop
-/// only, except for the immutable parts and `isDraining`.
+/// only, except for the immutable parts and `drainingFlag`.
 final class ServerCore: @unchecked Sendable {
     let configuration: ServerConfiguration
     let dispatcher: RequestDispatcher
@@ -25,12 +25,13 @@ final class ServerCore: @unchecked Sendable {
     private var connections: [ObjectIdentifier: ConnectionHandler] = [:]
     private var dateCache = HTTPDateCache()
     private let drainGate = Gate()
-    private var draining = false
     private var connectionCount = 0
-    /// `isDraining` without the lock, for workers writing response heads.
+    /// Set once a drain begins; read without a lock by workers writing
+    /// response heads.
     let drainingFlag = ManagedAtomic<Bool>(false)
     /// Seconds a drain leaves idle keep-alive connections open (see
-    /// `HTTPServer.idleGraceOnDrain`); when they have passed.
+    /// `HTTPServer.idleGraceOnDrain`); when they have passed (infinity until
+    /// a drain begins).
     var idleGrace = 0.0
     private var graceEnds = Double.infinity
 
@@ -44,10 +45,8 @@ final class ServerCore: @unchecked Sendable {
         self.readAheadLimit = max(65536, configuration.recvBytes)
     }
 
-    var isDraining: Bool { drainGate.withLock { draining } }
-
     /// Draining and past the idle grace: a connection closes once idle.
-    var closesWhenIdle: Bool { drainGate.withLock { draining && monotonicSeconds() >= graceEnds } }
+    var closesWhenIdle: Bool { drainGate.withLock { monotonicSeconds() >= graceEnds } }
 
     func register(_ handler: ConnectionHandler) {
         connections[ObjectIdentifier(handler)] = handler
@@ -78,10 +77,7 @@ final class ServerCore: @unchecked Sendable {
     /// response.
     func beginDrain() {
         let grace = idleGrace
-        drainGate.withLock {
-            draining = true
-            graceEnds = monotonicSeconds() + grace
-        }
+        drainGate.withLock { graceEnds = monotonicSeconds() + grace }
         // Every response whose head is written from now on says Connection: close.
         drainingFlag.store(true, ordering: .relaxed)
         guard grace > 0 else { return closeIdle() }
