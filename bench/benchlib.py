@@ -563,6 +563,16 @@ def parse_wrk_bytes(out: str) -> int | None:
     return int(float(m.group(1)) * _BINARY_UNITS[m.group(2)])
 
 
+def connections_per_process(port: int) -> dict[int, int]:
+    """Established connections on the server side of ``port``, per owning PID (``ss -tnp``)."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, timeout=10).stdout
+    counts: dict[int, int] = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        counts[int(pid)] = counts.get(int(pid), 0) + 1
+    return counts
+
+
 def wrk_cmd(port: int, conns: int, duration: float, cpu: str | None, latency: bool = True,
             path: str = "/", script: Path | None = None) -> list[str]:
     cmd = []

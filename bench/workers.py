@@ -70,8 +70,15 @@ def measure(name: str, app: str, a, logdir: Path, rnd: int) -> dict:
         wait_ready(srv)
         if a.warmup:
             bl.run(bl.wrk_cmd(port, a.connections, a.warmup, None, latency=False), timeout=a.warmup + 60)
-        proc = bl.run(bl.wrk_cmd(port, a.connections, a.duration, None), timeout=a.duration + 60)
-        rec = bl.parse_wrk(proc.stdout)
+        import subprocess
+
+        wrk = subprocess.Popen(bl.wrk_cmd(port, a.connections, a.duration, None), stdout=subprocess.PIPE, text=True)
+        time.sleep(a.duration / 2)
+        # wrk's connections stay open for the whole run: how they landed on the workers.
+        spread = sorted(bl.connections_per_process(port).values(), reverse=True)
+        out, _ = wrk.communicate(timeout=a.duration + 60)
+        rec = bl.parse_wrk(out)
+        rec["spread"] = spread
     finally:
         srv.stop()
     return rec
@@ -119,7 +126,8 @@ def main() -> int:
             for name in SERVERS:
                 rec = measure(name, app, a, logdir, rnd)
                 results.setdefault((app_name, name), []).append(rec)
-                bl.log(f"round {rnd + 1} {app_name} {name}: {rec['rps']:.0f} req/s, errors {rec['error_total']}")
+                bl.log(f"round {rnd + 1} {app_name} {name}: {rec['rps']:.0f} req/s, errors {rec['error_total']}, "
+                       f"connections per process {'/'.join(map(str, rec['spread']))}")
     print(f"\n{a.connections} connections, {a.duration:g} s runs, {a.rounds} interleaved rounds, unpinned, "
           f"median req/s (ratio to ours-w1); machine {bl.machine_info()}")
     print("| app | " + " | ".join(SERVERS) + " |")
@@ -133,6 +141,9 @@ def main() -> int:
             errs = sum(r["error_total"] for r in recs)
             cells.append(f"{rps:,.0f} ({rps / base:.2f}x){' errors %d' % errs if errs else ''}")
         print(f"| {app_name} | " + " | ".join(cells) + " |")
+    print("\nwrk's connections per process, mid-run, each round:")
+    for (app_name, name), recs in results.items():
+        print(f"- {app_name} {name}: " + ", ".join("/".join(map(str, r["spread"])) for r in recs))
     if not a.no_reload:
         rec = reload_under_load(a, logdir)
         print(f"\nSIGHUP twice during 8 s of wrk -c{a.connections} on ours --workers=2 (Flask JSON): "

@@ -31,6 +31,10 @@ public final class Engine {
     var heartbeatInterval = 1.0
     /// `Engine.drain_grace(seconds)`: HTTPServer.idleGraceOnDrain.
     var drainGrace = 0.0
+    /// `Engine.balance(buffer, slot)`: the view of the supervisor's shared
+    /// memory (released with the engine) and the balance over it.
+    var sharedCounts: UnsafeMutablePointer<Py_buffer>?
+    var acceptBalance: AcceptBalance?
     /// When the thread in run() last held the GIL (monotonic seconds, as bits).
     private let pythonTick = ManagedAtomic<UInt64>(0)
     private var stopRequested = false
@@ -55,6 +59,10 @@ public final class Engine {
         wp_decref(application.pointer)
         wp_decref(logger.pointer)
         wp_decref(queueLogger.pointer)
+        if let view = sharedCounts {
+            PyBuffer_Release(view)
+            view.deallocate()
+        }
     }
 
     /// When the queue-depth warning was last logged.
@@ -97,7 +105,8 @@ public final class Engine {
         let dispatcher = TaskDispatcher(threads: threads) { _, _ in }
         let worker = TaskRunner(app: app, served: served)
         dispatcher.setRunner(worker.run)
-        let server = HTTPServer(configuration: configuration, listeners: listeners, dispatcher: dispatcher)
+        let server = HTTPServer(
+            configuration: configuration, listeners: listeners, dispatcher: dispatcher, balance: acceptBalance)
         server.idleGraceOnDrain = drainGrace
 
         // Response and body buffers of 64 KiB to a few MiB are allocated and

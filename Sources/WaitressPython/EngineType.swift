@@ -63,6 +63,30 @@ public enum EngineType {
         return wp_new_none()
     }
 
+    /// balance(buffer, slot): set before run(); see AcceptBalance.
+    static let balance: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { object, args in
+        guard let engine = NativeType.context(object, as: Engine.self), let args = args else { return nil }
+        guard wp_tuple_size(args) == 2 else { return raise(PyExc_TypeError, "balance(buffer, slot)") }
+        let slot = PyLong_AsLong(wp_tuple_item(args, 1))
+        if PyErr_Occurred() != nil { return nil }
+        guard engine.sharedCounts == nil else { return raise(PyExc_RuntimeError, "balance() was already given") }
+        let view = UnsafeMutablePointer<Py_buffer>.allocate(capacity: 1)
+        guard PyObject_GetBuffer(wp_tuple_item(args, 0), view, PyBUF_WRITABLE) == 0 else {
+            view.deallocate()
+            return nil
+        }
+        guard let memory = view.pointee.buf,
+              let balance = AcceptBalance(memory: memory, bytes: Int(view.pointee.len), slot: slot)
+        else {
+            PyBuffer_Release(view)
+            view.deallocate()
+            return raise(PyExc_ValueError, "balance() needs an aligned writable buffer with room for the slot")
+        }
+        engine.sharedCounts = view
+        engine.acceptBalance = balance
+        return wp_new_none()
+    }
+
     public static func makeType() -> PyPtr? {
         let methods = [
             PyMethodDef(
@@ -80,6 +104,9 @@ public enum EngineType {
             PyMethodDef(
                 ml_name: UnsafePointer(strdup("drain_grace")), ml_meth: drainGrace, ml_flags: METH_O,
                 ml_doc: UnsafePointer(strdup("drain_grace(seconds): how long a stop keeps idle keep-alive connections open."))),
+            PyMethodDef(
+                ml_name: UnsafePointer(strdup("balance")), ml_meth: balance, ml_flags: METH_VARARGS,
+                ml_doc: UnsafePointer(strdup("balance(buffer, slot): share open-connection counts with the other workers."))),
         ]
         return NativeType.make(
             name: "waitress._native.Engine",

@@ -5,7 +5,7 @@ import Musl
 #endif
 import NIOCore
 
-/// When the listeners accept. Two reasons pause them:
+/// When the listeners accept. Three reasons pause them:
 ///
 /// - Waitress's `connection_limit`: when that many connections are open,
 ///   accepting pauses (new clients wait in the listen backlog, nothing is
@@ -17,6 +17,9 @@ import NIOCore
 ///   accepts have worked for `episodeQuiet` without another failure: with
 ///   descriptors hovering at the limit, each freed one lets a single accept
 ///   through before the next fails, and that is still the same episode.
+/// - Under a supervisor, `balance`: this worker holds clearly more
+///   connections than another worker that accepts from the same sockets, so
+///   it lets that one accept for a moment (`AcceptBalance`).
 ///
 /// One instance per server, shared by the handlers of all its listening
 /// channels (descriptors are a process-wide resource); event loop only.
@@ -25,7 +28,13 @@ final class ConnectionLimiter {
     private(set) var open = 0
     private var paused = false
     private var backingOff = false
-    private var accepting = true
+    private var yielding = false
+    private var stopping = false
+    private var yieldEnd: Scheduled<Void>?
+    /// Yields in the current second (see `maxYieldsPerSecond`).
+    private var yieldWindow = NIODeadline.uptimeNanoseconds(0)
+    private var yieldsInWindow = 0
+    private(set) var accepting = true
     private var listeners: [Channel] = []
     private var retry: Scheduled<Void>?
     /// When the current out-of-descriptors episode began, and failed accepts in it.
@@ -37,18 +46,40 @@ final class ConnectionLimiter {
 
     static let backoff = TimeAmount.milliseconds(250)
     static let episodeQuiet = TimeAmount.seconds(1)
+    /// A worker that publishes few connections but does not take any (its
+    /// loop is stuck until worker_timeout replaces it) delays this one's
+    /// accepts by at most this many `AcceptBalance.pause`s a second.
+    static let maxYieldsPerSecond = 25
 
     let logs: LogRelay
+    /// Shared with the other workers of a supervisor (nil in a lone process).
+    let balance: AcceptBalance?
 
-    init(limit: Int, logs: LogRelay) {
+    init(limit: Int, logs: LogRelay, balance: AcceptBalance? = nil) {
         self.limit = max(1, limit)
         self.logs = logs
+        self.balance = balance
+    }
+
+    /// The listeners accept from now on (publishes this worker's count).
+    func started() { balance?.publish(open: open) }
+
+    /// The listeners closed: other workers stop counting on this one.
+    func stopped() {
+        stopping = true
+        balance?.withdraw()
+        yieldEnd?.cancel()
+        yieldEnd = nil
     }
 
     func add(listener: Channel) { listeners.append(listener) }
 
     func opened() {
         open += 1
+        if let balance = balance, !stopping {
+            balance.publish(open: open)
+            if !yielding && balance.shouldYield(open: open) { yieldToOthers() }
+        }
         if episodeStart != nil {
             if recovered == nil { recovered = .now() }
             scheduleEpisodeEndCheck(in: Self.episodeQuiet)
@@ -62,6 +93,13 @@ final class ConnectionLimiter {
 
     func closed() {
         open -= 1
+        if let balance = balance, !stopping {
+            balance.publish(open: open)
+            if yielding && !balance.shouldYield(open: open + 1) {
+                yieldEnd?.cancel()
+                endYield()
+            }
+        }
         if open < limit && paused {
             paused = false
             update()
@@ -126,8 +164,30 @@ final class ConnectionLimiter {
         update()
     }
 
+    private func yieldToOthers() {
+        guard let loop = listeners.first?.eventLoop else { return }
+        let now = loop.now
+        if now - yieldWindow >= .seconds(1) {
+            yieldWindow = now
+            yieldsInWindow = 0
+        }
+        guard yieldsInWindow < Self.maxYieldsPerSecond else { return }
+        yieldsInWindow += 1
+        yielding = true
+        update()
+        yieldEnd = loop.scheduleTask(in: AcceptBalance.pause) { [self] in
+            endYield()
+        }
+    }
+
+    private func endYield() {
+        yieldEnd = nil
+        yielding = false
+        update()
+    }
+
     private func update() {
-        let wanted = !paused && !backingOff
+        let wanted = !paused && !backingOff && !yielding
         guard wanted != accepting else { return }
         accepting = wanted
         for channel in listeners where channel.isActive {

@@ -35,13 +35,14 @@ final class ServerCore: @unchecked Sendable {
     var idleGrace = 0.0
     private var graceEnds = Double.infinity
 
-    init(configuration: ServerConfiguration, dispatcher: RequestDispatcher, eventLoop: EventLoop, logs: LogRelay) {
+    init(configuration: ServerConfiguration, dispatcher: RequestDispatcher, eventLoop: EventLoop, logs: LogRelay,
+         balance: AcceptBalance? = nil) {
         self.configuration = configuration
         self.dispatcher = dispatcher
         self.outbox = Outbox(eventLoop: eventLoop)
         self.eventLoop = eventLoop
         self.logs = logs
-        self.limiter = ConnectionLimiter(limit: configuration.connectionLimit, logs: logs)
+        self.limiter = ConnectionLimiter(limit: configuration.connectionLimit, logs: logs, balance: balance)
         self.readAheadLimit = max(65536, configuration.recvBytes)
     }
 
@@ -151,11 +152,16 @@ public final class HTTPServer: @unchecked Sendable {
     /// Log records from the event loop, for a thread that can call Python.
     public let logs = LogRelay()
 
-    public init(configuration: ServerConfiguration, listeners: [ListenerSpec], dispatcher: RequestDispatcher) {
+    /// `balance`: shared with the other worker processes serving the same
+    /// sockets, under a supervisor (see `AcceptBalance`).
+    public init(configuration: ServerConfiguration, listeners: [ListenerSpec], dispatcher: RequestDispatcher,
+                balance: AcceptBalance? = nil) {
         self.configuration = configuration
         self.listeners = listeners
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        self.core = ServerCore(configuration: configuration, dispatcher: dispatcher, eventLoop: group.next(), logs: logs)
+        self.core = ServerCore(
+            configuration: configuration, dispatcher: dispatcher, eventLoop: group.next(), logs: logs,
+            balance: balance)
     }
 
     /// Descriptors kept free beside the connections: listeners, the event
@@ -220,6 +226,7 @@ public final class HTTPServer: @unchecked Sendable {
             state = .stopped
             throw error
         }
+        group.next().execute { core.limiter.started() }
         let interval = TimeAmount.nanoseconds(Int64(max(0.05, configuration.cleanupInterval) * 1e9))
         sweepTask = group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
             core.sweep()
@@ -248,6 +255,7 @@ public final class HTTPServer: @unchecked Sendable {
         let channels = serverChannels
         let core = self.core
         try? group.next().submit {
+            core.limiter.stopped()
             for channel in channels { channel.close(promise: nil) }
             core.beginDrain()
         }.wait()

@@ -69,6 +69,13 @@ class Engine:
         ``interval`` seconds from a timer on the event loop (no GIL needed),
         as long as ``run()``'s own thread has had the GIL within the last
         second or two intervals (supervisor.py's ``worker_timeout``)."""
+    def balance(self, buffer: Any, slot: int, /) -> None:
+        """Before ``run()``, under a supervisor: ``buffer`` is writable memory
+        shared by the workers (a machine word per worker, -1 for one that does
+        not accept); this engine publishes its open connections in word
+        ``slot`` and, when it holds at least 2 more than another accepting
+        worker, stops accepting for 2 ms (at most 25 times a second) so that
+        the other takes what is queued."""
     def drain_grace(self, seconds: float, /) -> None:
         """Before ``run()``: how long a stop keeps idle keep-alive connections
         open (responses from then on say ``Connection: close``); 0, the

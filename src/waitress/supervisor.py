@@ -21,6 +21,13 @@ of them), and then never runs the application itself.  It
 - kills (SIGKILL) a worker whose heartbeat stopped for ``worker_timeout``
   seconds and starts another.
 
+Which worker accepts a connection is the kernel's choice; to even out bursts of
+keep-alive connections, each worker publishes its count of open connections in
+its slot of a page of memory shared by all workers (mapped here before the
+first fork), and a worker well ahead of another one lets it accept for a moment
+(the engine's ``balance()``; ``AcceptBalance.swift``).  A slot is -1 while its
+worker does not accept; the supervisor resets the slot of a worker it reaps.
+
 The heartbeat is a pipe per worker.  The worker's event loop writes a byte to
 it every ``HEARTBEAT_INTERVAL`` seconds from a timer, without the GIL, but only
 while the engine's own Python-side thread has had the GIL within the last
@@ -29,6 +36,7 @@ C call stop the beats.  The first beat also tells the supervisor that the
 worker is accepting.  A worker that reached ``max_requests`` writes ``R``.
 """
 import logging
+import mmap
 import os
 import random
 import select
@@ -56,6 +64,12 @@ APP_LOAD_ERROR = 4
 MEMORY_CHECK_INTERVAL = 1.0
 #: Longest pause between two starts of a worker that keeps dying at start-up.
 MAX_BACKOFF = 10.0
+
+#: Slots of the shared open-connection counts: worker numbers above this
+#: (many SIGTTINs) serve without balancing.
+BALANCE_SLOTS = 512
+_SLOT = 8
+_NOT_ACCEPTING = b"\xff" * _SLOT
 
 _BEAT = b"."
 _RETIRE = b"R"
@@ -175,6 +189,9 @@ class Supervisor:
         self._wakeup_r = -1
         self._wakeup_w = -1
         self._next_memory_check = 0.0
+        #: Each worker's open connections (a machine word per worker number).
+        self.counts = mmap.mmap(-1, BALANCE_SLOTS * _SLOT)
+        self.counts.write(_NOT_ACCEPTING * BALANCE_SLOTS)
 
     # -- the loop ---------------------------------------------------------
 
@@ -317,9 +334,15 @@ class Supervisor:
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
+            self._clear_slot(worker.number)
             if worker.beats >= 0:
                 os.close(worker.beats)
             self._exited(worker, status)
+
+    def _clear_slot(self, number: int) -> None:
+        if number <= BALANCE_SLOTS:
+            at = (number - 1) * _SLOT
+            self.counts[at : at + _SLOT] = _NOT_ACCEPTING
 
     def _exited(self, worker: _Worker, status: int) -> None:
         how = _describe_status(status)
@@ -567,6 +590,8 @@ class Supervisor:
         def configure(engine: Any) -> None:
             engine.heartbeat(beats, HEARTBEAT_INTERVAL)
             engine.drain_grace(DRAIN_GRACE)
+            if number <= BALANCE_SLOTS:
+                engine.balance(self.counts, number - 1)
             if limit:
                 threading.Thread(
                     target=_watch_requests,

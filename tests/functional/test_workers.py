@@ -440,3 +440,47 @@ def test_sighup_under_wrk_has_no_socket_errors_and_no_non_2xx(supervised, tmp_pa
     assert server.log().count("Reloading:") == 2
     status, data = server.get("/")
     assert status == 200 and data["version"] == "v2" and data["pid"] not in old
+
+
+def _keep_alive_pids(port, count):
+    """Open ``count`` keep-alive connections one after another, one request each, and keep them
+    open: which worker's pid answered on each (and the connections, to close)."""
+    import http.client
+    import json
+
+    conns, pids = [], []
+    for _ in range(count):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        pids.append(json.loads(resp.read())["pid"])
+        conns.append(conn)
+    return conns, pids
+
+
+def test_keep_alive_connections_are_balanced_and_a_stuck_worker_delays_no_accept(supervised):
+    server = supervised(["--workers=2"])
+    first, second = server.wait_serving(2)
+    # Opened one after another against two idle workers, the kernel would hand most of them to
+    # whichever worker wakes first; the workers' balancing keeps them within a few of each other.
+    conns, pids = _keep_alive_pids(server.port, 12)
+    try:
+        per_worker = sorted(pids.count(pid) for pid in (first, second))
+        assert per_worker[0] >= 4, per_worker
+    finally:
+        for conn in conns:
+            conn.close()
+    # A worker whose loop does not run (stopped) still looks least loaded to the other, which
+    # pauses accepting only briefly each time: every connection is still accepted and served.
+    os.kill(first, signal.SIGSTOP)
+    try:
+        # (A connection left waiting for the stopped worker would fail on the 10 s timeout.)
+        conns, pids = _keep_alive_pids(server.port, 8)
+        for conn in conns:
+            conn.close()
+        assert set(pids) == {second}
+    finally:
+        os.kill(first, signal.SIGCONT)
+    status, _ = server.get("/")
+    assert status == 200
