@@ -72,6 +72,7 @@ def measure(name: str, app: str, a, logdir: Path, rnd: int) -> dict:
             bl.run(bl.wrk_cmd(port, a.connections, a.warmup, None, latency=False), timeout=a.warmup + 60)
         import subprocess
 
+        cpu0 = bl.session_cpu_seconds(srv.proc.pid)
         wrk = subprocess.Popen(bl.wrk_cmd(port, a.connections, a.duration, None), stdout=subprocess.PIPE, text=True)
         time.sleep(a.duration / 2)
         # wrk's connections stay open for the whole run: how they landed on the workers.
@@ -79,6 +80,11 @@ def measure(name: str, app: str, a, logdir: Path, rnd: int) -> dict:
         out, _ = wrk.communicate(timeout=a.duration + 60)
         rec = bl.parse_wrk(out)
         rec["spread"] = spread
+        # Server CPU (supervisor and workers, all threads) during the run: cores used, and
+        # requests per CPU-second, which says whether a second worker had a core to run on.
+        cpu = bl.session_cpu_seconds(srv.proc.pid) - cpu0
+        rec["cores"] = cpu / a.duration
+        rec["per_cpu_s"] = rec["rps"] * a.duration / cpu if cpu > 0 else 0.0
     finally:
         srv.stop()
     return rec
@@ -127,6 +133,7 @@ def main() -> int:
                 rec = measure(name, app, a, logdir, rnd)
                 results.setdefault((app_name, name), []).append(rec)
                 bl.log(f"round {rnd + 1} {app_name} {name}: {rec['rps']:.0f} req/s, errors {rec['error_total']}, "
+                       f"server {rec['cores']:.2f} cores, {rec['per_cpu_s']:.0f} req per CPU-s, "
                        f"connections per process {'/'.join(map(str, rec['spread']))}")
     print(f"\n{a.connections} connections, {a.duration:g} s runs, {a.rounds} interleaved rounds, unpinned, "
           f"median req/s (ratio to ours-w1); machine {bl.machine_info()}")
@@ -141,6 +148,14 @@ def main() -> int:
             errs = sum(r["error_total"] for r in recs)
             cells.append(f"{rps:,.0f} ({rps / base:.2f}x){' errors %d' % errs if errs else ''}")
         print(f"| {app_name} | " + " | ".join(cells) + " |")
+    print("\nServer CPU during the run, median cores used / requests per server CPU-second:")
+    for app_name in APPS:
+        cells = []
+        for name in SERVERS:
+            recs = results[(app_name, name)]
+            cells.append(f"{name} {statistics.median(r['cores'] for r in recs):.2f} / "
+                         f"{statistics.median(r['per_cpu_s'] for r in recs):,.0f}")
+        print(f"- {app_name}: " + ", ".join(cells))
     print("\nwrk's connections per process, mid-run, each round:")
     for (app_name, name), recs in results.items():
         print(f"- {app_name} {name}: " + ", ".join("/".join(map(str, r["spread"])) for r in recs))
