@@ -489,7 +489,14 @@ public struct AccessLogClock: Sendable {
             out.append(UInt8(ascii: "0") + UInt8(v / 10 % 10))
             out.append(UInt8(ascii: "0") + UInt8(v % 10))
         }
-        let offset = Int(parts.tm_gmtoff) / 60
+        func clock(_ out: inout [UInt8]) {
+            two(Int(parts.tm_hour), &out)
+            out.append(UInt8(ascii: ":"))
+            two(Int(parts.tm_min), &out)
+            out.append(UInt8(ascii: ":"))
+            two(Int(parts.tm_sec), &out)
+        }
+                let offset = Int(parts.tm_gmtoff) / 60
         let sign = offset < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+")
         let hours = abs(offset) / 60
         let minutes = abs(offset) % 60
@@ -502,11 +509,7 @@ public struct AccessLogClock: Sendable {
         b.append(UInt8(ascii: "/"))
         appendInt(year, into: &b)
         b.append(UInt8(ascii: ":"))
-        two(Int(parts.tm_hour), &b)
-        b.append(UInt8(ascii: ":"))
-        two(Int(parts.tm_min), &b)
-        b.append(UInt8(ascii: ":"))
-        two(Int(parts.tm_sec), &b)
+        clock(&b)
         b.append(32)
         b.append(sign)
         two(hours, &b)
@@ -520,11 +523,7 @@ public struct AccessLogClock: Sendable {
         j.append(UInt8(ascii: "-"))
         two(Int(parts.tm_mday), &j)
         j.append(UInt8(ascii: "T"))
-        two(Int(parts.tm_hour), &j)
-        j.append(UInt8(ascii: ":"))
-        two(Int(parts.tm_min), &j)
-        j.append(UInt8(ascii: ":"))
-        two(Int(parts.tm_sec), &j)
+        clock(&j)
         j.append(sign)
         two(hours, &j)
         j.append(UInt8(ascii: ":"))

@@ -321,7 +321,16 @@ extension ConnectionHandler {
         accessLogTracker.head = nil
         let note = responseChannel.accessNote ?? AccessLogNote(status: 0, headers: ResponseHeaders(), bodyBytes: 0)
         responseChannel.accessNote = nil
-        let start = accessLogTracker.requestStart
+        return recordWhenWritten(
+            log, context, start: accessLogTracker.requestStart, head: head, line: [], status: note.status,
+            headers: note.headers, bodyBytes: note.bodyBytes)
+    }
+
+    /// A promise whose completion records the line, timed to that moment.
+    private func recordWhenWritten(
+        _ log: AccessLog, _ context: ChannelHandlerContext, start: Double, head: RequestHead?, line: [UInt8],
+        status: Int, headers: ResponseHeaders, bodyBytes: Int
+    ) -> EventLoopPromise<Void> {
         let host = responseChannel.remoteHostBytes
         let port = responseChannel.remotePortBytes
         let promise = context.eventLoop.makePromise(of: Void.self)
@@ -329,9 +338,9 @@ extension ConnectionHandler {
             let now = monotonicSeconds()
             log.record(
                 AccessLogEntry(
-                    head: head, remoteHost: host, remotePort: port, startTime: wallSeconds() - (now - start),
-                    duration: now - start, status: note.status, responseHeaders: note.headers,
-                    bodyBytes: note.bodyBytes))
+                    head: head, rawRequestLine: line, remoteHost: host, remotePort: port,
+                    startTime: wallSeconds() - (now - start), duration: now - start, status: status,
+                    responseHeaders: headers, bodyBytes: bodyBytes))
         }
         return promise
     }
@@ -355,18 +364,9 @@ extension ConnectionHandler {
         for b in response.dropFirst(9).prefix(3) where b >= 48 && b <= 57 { code = code * 10 + Int(b - 48) }
         let (headers, bodyStart) = Self.parseHeaders(response)
         let start = head != nil ? accessLogTracker.requestStart : accessLogTracker.firstByte
-        let host = responseChannel.remoteHostBytes
-        let port = responseChannel.remotePortBytes
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenComplete { _ in
-            let now = monotonicSeconds()
-            log.record(
-                AccessLogEntry(
-                    head: head, rawRequestLine: line, remoteHost: host, remotePort: port,
-                    startTime: wallSeconds() - (now - start), duration: now - start, status: code,
-                    responseHeaders: headers, bodyBytes: response.count - bodyStart))
-        }
-        return promise
+        return recordWhenWritten(
+            log, context, start: start, head: head, line: line, status: code, headers: headers,
+            bodyBytes: response.count - bodyStart)
     }
 
     /// The header fields of a response the engine built (status line skipped)
