@@ -39,6 +39,8 @@ public final class Engine {
     private let pythonTick = ManagedAtomic<UInt64>(0)
     private var stopRequested = false
     private var running = false
+    /// The server while run() serves (reopen_access_log).
+    private var server: HTTPServer?
 
     init(application: PyPtr, listeners: [ListenerSpec], configuration: ServerConfiguration, threads: Int,
          options: WSGIApplication.Options, logger: PyPtr, queueLogger: PyPtr) {
@@ -81,6 +83,10 @@ public final class Engine {
         if depth > 0 { app.queueWarning("Task queue depth is \(depth)") }
     }
 
+    func reopenAccessLog() {
+        gate.withLock { server }?.reopenAccessLog()
+    }
+
     func requestStop() {
         gate.withLock {
             stopRequested = true
@@ -108,6 +114,8 @@ public final class Engine {
         let server = HTTPServer(
             configuration: configuration, listeners: listeners, dispatcher: dispatcher, balance: acceptBalance)
         server.idleGraceOnDrain = drainGrace
+        gate.withLock { self.server = server }
+        defer { gate.withLock { self.server = nil } }
 
         // Response and body buffers of 64 KiB to a few MiB are allocated and
         // freed per request on different threads. With glibc's defaults they
@@ -145,8 +153,9 @@ public final class Engine {
                 pythonTick.store(monotonicSeconds().bitPattern, ordering: .relaxed)
                 app.emit(server.logs.drain())
                 reportQueueDepth(dispatcher, app, force: false)
-                // A signal handler may have raised inside that logging call.
-                pending = app.takeInterrupt()
+                // A signal handler may have raised inside those logging calls.
+                pending = AccessLogBridge.relay(server, configuration: configuration)
+                if pending == nil { pending = app.takeInterrupt() }
                 if pending == nil && PyErr_CheckSignals() != 0 { pending = wp_err_fetch() }
                 threadState = PyEval_SaveThread()
                 if pending != nil { break }
@@ -171,6 +180,9 @@ public final class Engine {
         let stuck = dispatcher.stopAndJoin(seconds: 5)
         PyEval_RestoreThread(threadState)
         app.emit(server.logs.drain())
+        if let late = AccessLogBridge.relay(server, configuration: configuration) {
+            if pending == nil { pending = late } else { wp_decref(late) }
+        }
         reportQueueDepth(dispatcher, app, force: true)
         if let late = app.takeInterrupt() {
             if pending == nil { pending = late } else { wp_decref(late) }

@@ -87,6 +87,13 @@ public enum EngineType {
         return wp_new_none()
     }
 
+    /// reopen_access_log(): from any thread (the SIGUSR1 handler).
+    static let reopenAccessLog: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { object, _ in
+        guard let engine = NativeType.context(object, as: Engine.self) else { return nil }
+        engine.reopenAccessLog()
+        return wp_new_none()
+    }
+
     public static func makeType() -> PyPtr? {
         let methods = [
             PyMethodDef(
@@ -107,6 +114,9 @@ public enum EngineType {
             PyMethodDef(
                 ml_name: UnsafePointer(strdup("balance")), ml_meth: balance, ml_flags: METH_VARARGS,
                 ml_doc: UnsafePointer(strdup("balance(buffer, slot): share open-connection counts with the other workers."))),
+            PyMethodDef(
+                ml_name: UnsafePointer(strdup("reopen_access_log")), ml_meth: reopenAccessLog, ml_flags: METH_NOARGS,
+                ml_doc: UnsafePointer(strdup("Reopen the access log file by its path (after logrotate moved it)."))),
         ]
         return NativeType.make(
             name: "waitress._native.Engine",
@@ -183,6 +193,10 @@ public enum EngineType {
         let ident = string("ident", "waitress")
         c.ident = (ident?.isEmpty ?? true) ? nil : ident
         let threads = int("threads", 4)
+        guard let accessLog = AccessLogBridge.configuration(
+            destination: string("access_log", nil), format: string("access_log_format", "combined"))
+        else { return nil }
+        c.accessLog = accessLog
         func attribute(_ name: String) -> PyPtr? {
             guard let value = PyObject_GetAttrString(adj, name) else {
                 PyErr_Clear()

@@ -50,7 +50,13 @@ extension WSGITask {
         complete = true
         pending = nil
         writeHead(forceClose: forceClose)
-        if case .contentLength = framing { body.withUnsafeBytes { appendPending($0) } }
+        if case .contentLength = framing {
+            body.withUnsafeBytes { appendPending($0) }
+            bodyWritten = body.count
+            // The head is written; this only tells the access log the
+            // length it carried, as for the engine's own pages.
+            headers.append(name: "Content-Length", value: String(body.count))
+        }
         sendEnd(close: closeAfter)
     }
 

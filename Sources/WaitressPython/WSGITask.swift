@@ -185,6 +185,10 @@ final class WSGITask {
 
     func sendEnd(close: Bool) {
         ended = true
+        if request.connection.keepsAccessLog {
+            request.connection.noteResponse(
+                status: status, headers: headers, bodyBytes: framing == .none ? 0 : bodyWritten)
+        }
         let buffer = pending
         pending = nil
         request.connection.send(.end(buffer, close: close), batchedIn: batch)

@@ -44,6 +44,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// When the first bytes of a request head that is not complete yet were
     /// parsed (request_head_timeout); nil between requests.
     private var headStarted: Double?
+    /// The current request's start and head, for the access log (AccessLog.swift).
+    var accessLogTracker = AccessLogTracker()
     /// Set from handlerAdded to handlerRemoved. The ResponseChannel holds this
     /// handler (workers post to it), and the context holds it too, so both
     /// links from here are dropped when NIO removes the handler: otherwise
@@ -107,6 +109,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         var incoming = unwrapInboundIn(data)
         lastActivity = monotonicSeconds()
         if closing { return }  // includes discarding after an error response
+        accessLogBytesArrived(at: lastActivity, bufferWasEmpty: cumulation == nil)
         if cumulation == nil {
             cumulation = incoming
         } else {
@@ -252,6 +255,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             case .head(let head, let consumed):
                 headStarted = nil
+                accessLogHeadParsed(latestRead: lastActivity)
                 buffer.moveReaderIndex(forwardBy: consumed)
                 cumulation = buffer.readableBytes > 0 ? buffer : nil
                 if head.isChunked || head.contentLength > 0 {
@@ -281,6 +285,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func dispatch(_ head: RequestHead, body: OverflowableBuffer?) {
         inService = true
+        accessLogDispatched(head)
         let length = body?.count ?? 0
         let contents = body?.take() ?? .memory([])
         let request = Request(
@@ -297,6 +302,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Closing with unread bytes would make the kernel send a reset, and the
     /// client could lose the response (a 431 for a long head, say).
     private func fail(_ error: RequestError, version: HTTPVersion) {
+        let head = bodyState?.head
+        let buffered = cumulation
         bodyState = nil
         cumulation = nil
         closing = true
@@ -312,7 +319,9 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         if readingPaused { setReading(true) }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
+        let logged = accessLogEngineAnswer(bytes, head: head, buffered: buffered, context: context)
         context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer))).whenComplete { _ in
+            logged?.succeed(())
             context.close(mode: .output, promise: nil)
             context.eventLoop.scheduleTask(in: .seconds(ConnectionHandler.lingerSeconds)) {
                 context.close(promise: nil)
@@ -335,7 +344,9 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handle(_ part: ResponseChannel.Part) {
         guard let context = context, context.channel.isActive else {
             switch part {
-            case .end: inService = false
+            case .end:
+                inService = false
+                if let context = context { accessLogEndPromise(context)?.succeed(()) }
             case .data(let buffer): responseChannel?.drained(memory: buffer.readableBytes, total: buffer.readableBytes)
             case .file(_, _, let length, let spilled): if spilled { responseChannel?.drained(memory: 0, total: length) }
             }
@@ -363,13 +374,16 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end(let buffer, let close):
             inService = false
             lastActivity = monotonicSeconds()
+            let logged = accessLogEndPromise(context)
             if close || closing || core.closesWhenIdle {
-                closeAfterFlush(last: buffer)
+                closeAfterFlush(last: buffer, then: logged)
                 return
             }
             if let buffer = buffer {
-                context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+                context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: logged)
                 needsFlush = true
+            } else if let logged = logged {
+                context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: logged)
             }
             if context.channel.isWritable {
                 process()
@@ -378,12 +392,16 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Writes `last` (if any), then closes once everything written is flushed.
-    private func closeAfterFlush(last: ByteBuffer? = nil) {
-        guard let context = context else { return }
+    private func closeAfterFlush(last: ByteBuffer? = nil, then written: EventLoopPromise<Void>? = nil) {
+        guard let context = context else {
+            written?.succeed(())
+            return
+        }
         closing = true
         needsFlush = false
         let final = last ?? context.channel.allocator.buffer(capacity: 0)
         context.writeAndFlush(wrapOutboundOut(.byteBuffer(final))).whenComplete { _ in
+            written?.succeed(())
             context.close(promise: nil)
         }
     }

@@ -16,6 +16,7 @@ final class ServerCore: @unchecked Sendable {
     let outbox: Outbox
     let limiter: ConnectionLimiter
     let logs: LogRelay
+    let accessLog: AccessLog?
     /// The loop every connection of this server runs on (the drain's grace timer).
     let eventLoop: EventLoop
     let continueBytes = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
@@ -42,6 +43,7 @@ final class ServerCore: @unchecked Sendable {
         self.outbox = Outbox(eventLoop: eventLoop)
         self.eventLoop = eventLoop
         self.logs = logs
+        self.accessLog = configuration.accessLog.map { AccessLog(configuration: $0, logs: logs) }
         self.limiter = ConnectionLimiter(limit: configuration.connectionLimit, logs: logs, balance: balance)
         self.readAheadLimit = max(65536, configuration.recvBytes)
     }
@@ -178,6 +180,7 @@ public final class HTTPServer: @unchecked Sendable {
             )
         }
         do {
+            try core.accessLog?.start()
             for listener in listeners {
                 // The Python socket object keeps its descriptor; NIO gets its own.
                 let descriptor = dup(listener.descriptor)
@@ -223,6 +226,7 @@ public final class HTTPServer: @unchecked Sendable {
         } catch {
             for channel in serverChannels { try? channel.close().wait() }
             try? group.syncShutdownGracefully()
+            core.accessLog?.stop()
             state = .stopped
             throw error
         }
@@ -277,5 +281,16 @@ public final class HTTPServer: @unchecked Sendable {
         sweepTask?.cancel()
         core.outbox.close()
         try? group.syncShutdownGracefully()
+        core.accessLog?.stop()
+    }
+
+    /// Reopens the access log file by its path (SIGUSR1, for logrotate).
+    public func reopenAccessLog() {
+        core.accessLog?.reopen()
+    }
+
+    /// Lines waiting for a Python logger (`access_log = logger:NAME`).
+    public func takeRelayedAccessLines() -> [[UInt8]] {
+        core.accessLog?.takeRelayed() ?? []
     }
 }

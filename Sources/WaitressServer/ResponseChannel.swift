@@ -67,6 +67,8 @@ public final class ResponseChannel: @unchecked Sendable {
     public let remotePort: String
     public let remoteHostBytes: [UInt8]
     public let remotePortBytes: [UInt8]
+    /// Set by the worker before it ends a response (AccessLog.swift).
+    var accessNote: AccessLogNote?
 
     init(handler: ConnectionHandler, outbox: Outbox, highWatermark: Int, overflow: Int, remoteHost: String, remotePort: String) {
         self.handler = handler

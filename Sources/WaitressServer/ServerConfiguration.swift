@@ -17,6 +17,8 @@ public struct ServerConfiguration: Sendable {
     public var maxRequestBodySize = 1_073_741_824
     public var ident: String? = "waitress"
     public var logSocketErrors = true
+    /// nil: no access log (the default, as Waitress).
+    public var accessLog: AccessLogConfiguration? = nil
 
     public init() {}
 }

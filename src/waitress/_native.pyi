@@ -23,6 +23,9 @@ def apply_proxy_headers(
     used (answer 400 with ``detail``); ``warnings`` are the messages to log.
     """
 
+def check_access_log_format(format: str, /) -> None:
+    """Raise ValueError if ``format`` is not a valid ``access_log_format``."""
+
 @final
 class Engine:
     """One server instance: an event loop for all listeners plus a worker pool.
@@ -80,3 +83,7 @@ class Engine:
         """Before ``run()``: how long a stop keeps idle keep-alive connections
         open (responses from then on say ``Connection: close``); 0, the
         default, closes them at once."""
+    def reopen_access_log(self) -> None:
+        """Reopen the access log file by its path (after logrotate renamed
+        it); safe from any thread, a no-op without a file log.  The writer
+        thread opens the new file before its next write."""

@@ -167,6 +167,18 @@ class Adjustments:
     #: MiB of resident memory past which a worker is replaced (0: never).
     max_worker_rss: int = 0
 
+    # The engine's access log (docs/access-log.md); off unless access_log is set.
+    _params += (
+        ("access_log", str_iftruthy),
+        ("access_log_format", str),
+    )
+    #: Where lines go: a file path, "-" for standard output, or
+    #: "logger:NAME" for a Python logger (slower: the GIL per batch of lines).
+    access_log: Optional[str] = None
+    #: "combined" (Apache's, as Paste's TransLogger writes it), "common",
+    #: "json", or a format string of gunicorn's atoms.
+    access_log_format: str = "combined"
+
     _param_map: Dict[str, Callable[[Any], Any]] = dict(_params)
 
     # Where to listen.  ``listen`` wins unless host or port is given.
@@ -259,6 +271,7 @@ class Adjustments:
         self._check_proxy_options()
         self.check_sockets(self.sockets)
         self._check_worker_options()
+        self._check_access_log_format()
 
     def _check_worker_options(self) -> None:
         for name, least in (
@@ -275,6 +288,18 @@ class Adjustments:
                 "workers > 1, max_requests and max_worker_rss need os.fork, which this platform "
                 "does not have; run one process per port behind a proxy instead"
             )
+
+    def _check_access_log_format(self) -> None:
+        # The format is parsed by the engine; without the compiled engine
+        # (an install still building) it is checked when serving starts.
+        # Only with a log on: creating a server imports no engine otherwise.
+        if not self.access_log:
+            return
+        try:
+            from . import _native
+        except ImportError:
+            return
+        _native.check_access_log_format(self.access_log_format)
 
     @property
     def supervised(self) -> bool:

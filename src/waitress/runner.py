@@ -162,6 +162,17 @@ Tuning options:
         Whether to send the traceback of an unhandled application
         exception to the client. Off by default.
 
+    --access-log=PATH
+        Log every request, one line each, to this file ('-' for standard
+        output, 'logger:NAME' for the Python logger NAME). Written by the
+        server without the GIL; SIGUSR1 reopens the file (logrotate).
+        Off by default.
+
+    --access-log-format=STR
+        The line format: 'combined' (the default, Apache's combined
+        format), 'common', 'json', or a string of gunicorn-style atoms
+        such as '%(h)s "%(r)s" %(s)s %(D)s'.
+
     --asyncore-loop-timeout=INT
         Accepted for compatibility with Waitress, whose event loop used
         it as its poll timeout in seconds. Default is 1.

@@ -156,7 +156,7 @@ class _Serving:
             self._thread = threading.current_thread()
             self._idle.clear()
         try:
-            with _sigterm_raises_system_exit():
+            with _sigterm_raises_system_exit(), _sigusr1_reopens_access_log(engine, adj):
                 engine.run()
         finally:
             with self._lock:
@@ -268,6 +268,32 @@ def _sigterm_raises_system_exit() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _sigusr1_reopens_access_log(engine: Any, adj: Any) -> Iterator[None]:
+    """Make SIGUSR1 reopen the access log file while the main thread serves
+    (logrotate renames the file, then signals).  As for SIGTERM, a handler
+    the program installed, or an ignored SIGUSR1, is left alone."""
+    number = getattr(signal, "SIGUSR1", None)
+    if (
+        number is None
+        or not access_log_is_file(getattr(adj, "access_log", None))
+        or threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(number) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(number, lambda signum, frame: engine.reopen_access_log())
+    try:
+        yield
+    finally:
+        signal.signal(number, signal.SIG_DFL)
+
+
+def access_log_is_file(value: Optional[str]) -> bool:
+    """Whether an ``access_log`` value names a file (not stdout or a logger)."""
+    return value is not None and value not in ("", "-") and not value.startswith("logger:")
 
 
 def _listening_servers(map: Dict[int, Any]) -> List["BaseWSGIServer"]:

@@ -160,7 +160,7 @@ def _set_title(title: str) -> None:
     setproctitle.setproctitle(title)
 
 
-_HANDLED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGCHLD")
+_HANDLED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGCHLD", "SIGUSR1")
 
 
 class Supervisor:
@@ -306,6 +306,13 @@ class Supervisor:
                 self.stopping = True
                 for worker in list(self.workers.values()):
                     self._stop(worker)
+            elif number == getattr(signal, "SIGUSR1", None):
+                # Each worker writes the access log itself: each reopens it.
+                for worker in list(self.workers.values()):
+                    try:
+                        os.kill(worker.pid, number)
+                    except ProcessLookupError:
+                        pass
             elif self.stopping:
                 continue
             elif number == signal.SIGHUP:
@@ -547,7 +554,7 @@ class Supervisor:
     # -- in the worker --------------------------------------------------------
 
     def _worker_main(self, number: int, beats: int) -> int:
-        from .server import _listening_servers, _Serving
+        from .server import _listening_servers, _Serving, access_log_is_file
 
         # The supervisor's descriptors and handlers are not the worker's.
         for worker in self.workers.values():
@@ -556,7 +563,7 @@ class Supervisor:
         signal.set_wakeup_fd(-1)
         os.close(self._wakeup_r)
         os.close(self._wakeup_w)
-        for name in ("SIGHUP", "SIGTTIN", "SIGTTOU", "SIGINT"):
+        for name in ("SIGHUP", "SIGTTIN", "SIGTTOU", "SIGINT", "SIGUSR1"):
             # Ctrl-C reaches the whole process group; the supervisor turns it
             # into one SIGTERM per worker.
             if hasattr(signal, name):
@@ -588,6 +595,10 @@ class Supervisor:
             limit = self.adj.max_requests + random.randint(0, self.adj.max_requests_jitter)
 
         def configure(engine: Any) -> None:
+            if access_log_is_file(self.adj.access_log) and hasattr(signal, "SIGUSR1"):
+                # Ignored until now, so that one sent before this point is
+                # not fatal (the supervisor forwards logrotate's SIGUSR1).
+                signal.signal(signal.SIGUSR1, lambda signum, frame: engine.reopen_access_log())
             engine.heartbeat(beats, HEARTBEAT_INTERVAL)
             engine.drain_grace(DRAIN_GRACE)
             if number <= BALANCE_SLOTS:

@@ -182,3 +182,28 @@ def test_ini_bad_option_fails_to_start(paste_server, line, message):
     assert code not in (0, None), server.output()
     assert message in server.stderr(), server.output()
     assert not can_connect(("127.0.0.1", port))
+
+
+def test_ini_access_log(paste_server, tmp_path):
+    # The ini's own interpolation would read "%(...)s", so a format string there is written
+    # with "%%"; the named formats need nothing.
+    port = free_port()
+    path = os.path.join(str(tmp_path), "access.log")
+    paste_server(
+        [
+            "host = 127.0.0.1",
+            "port = %d" % port,
+            "access_log = %s" % path,
+            "access_log_format = %%(m)s %%(U)s %%(s)s",
+        ],
+        listening=[("127.0.0.1", port)],
+    )
+    assert http_get(("127.0.0.1", port), "/from-ini")[0] == 200
+    deadline = time.monotonic() + 10
+    lines = []
+    while not lines and time.monotonic() < deadline:
+        if os.path.exists(path):
+            with open(path) as f:
+                lines = f.read().splitlines()
+        time.sleep(0.05)
+    assert lines == ["GET /from-ini 200"]

@@ -1,3 +1,4 @@
+import re
 import socket
 import warnings
 
@@ -66,6 +67,8 @@ DEFAULTS = {
 # Worker processes (supervisor.py; tests in test_workers_options.py).
 DEFAULTS.update(workers=1, preload=False, max_requests=0, max_requests_jitter=0, worker_timeout=30,
                 max_worker_rss=0)
+# The engine's access log (docs/access-log.md; not in Waitress).
+DEFAULTS.update(access_log=None, access_log_format="combined")
 
 
 class TestDefaults:
@@ -346,3 +349,39 @@ class TestParseArgs:
             argv = [flag] if convert is asbool else [flag + "=1"]
             kw, _ = self.parse(*argv)
             assert name in kw
+
+
+class TestAccessLogOptions:
+    def test_off_by_default(self):
+        adj = make()
+        assert adj.access_log is None
+        assert adj.access_log_format == "combined"
+
+    def test_strings_as_from_an_ini_file(self):
+        adj = make(access_log="/var/log/app/access.log", access_log_format="json")
+        assert (adj.access_log, adj.access_log_format) == ("/var/log/app/access.log", "json")
+        assert make(access_log="").access_log is None
+
+    @pytest.mark.parametrize(
+        "fmt", ["combined", "common", "json", '%(h)s "%(r)s" %(s)s %({user-agent}i)s %({x-id}o)s %(D)s 100%%']
+    )
+    def test_valid_formats(self, fmt):
+        assert make(access_log="-", access_log_format=fmt).access_log_format == fmt
+
+    @pytest.mark.parametrize(
+        "fmt, message",
+        [
+            ("%(h)s %(zz)s", "unknown atom %(zz)s"),
+            ("%(h", "an atom must look like %(name)s"),
+            ("%(h)d", "an atom must look like %(name)s"),
+        ],
+    )
+    def test_bad_format(self, fmt, message):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            make(access_log="-", access_log_format=fmt)
+
+    def test_command_line_flags(self):
+        kw, args = Adjustments.parse_args(
+            ["--access-log=-", "--access-log-format=%(s)s %(D)s", "app:app"]
+        )
+        assert (kw["access_log"], kw["access_log_format"], args) == ("-", "%(s)s %(D)s", ["app:app"])

@@ -1,0 +1,533 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What one access-log line is made from: the request (its parsed head, or
+/// the raw first line when the engine refused it before a head was parsed),
+/// the peer, the response's status, headers and body size, and its timing.
+public struct AccessLogEntry: Sendable {
+    public var head: RequestHead?
+    /// The request line as received, for requests answered before a head was
+    /// parsed (a 400 or 431 from the parser); may be empty.
+    public var rawRequestLine: [UInt8] = []
+    public var remoteHost: [UInt8]
+    /// Digits, or "None" on a Unix socket (Waitress's REMOTE_PORT).
+    public var remotePort: [UInt8]
+    /// Wall-clock seconds since the epoch when the request's first byte arrived.
+    public var startTime: Double
+    /// Seconds from the request's first byte to the response's last.
+    public var duration: Double
+    public var status: Int
+    public var responseHeaders: ResponseHeaders
+    /// Body bytes of the response (not the head).
+    public var bodyBytes: Int
+
+    public init(
+        head: RequestHead?, rawRequestLine: [UInt8] = [], remoteHost: [UInt8], remotePort: [UInt8], startTime: Double,
+        duration: Double, status: Int, responseHeaders: ResponseHeaders, bodyBytes: Int
+    ) {
+        self.head = head
+        self.rawRequestLine = rawRequestLine
+        self.remoteHost = remoteHost
+        self.remotePort = remotePort
+        self.startTime = startTime
+        self.duration = duration
+        self.status = status
+        self.responseHeaders = responseHeaders
+        self.bodyBytes = bodyBytes
+    }
+}
+
+public struct AccessLogFormatError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
+/// An access-log line format: `combined` (Apache's combined format as Paste's
+/// TransLogger writes it), `common`, `json` (one JSON object per line), or a
+/// format string of gunicorn's atoms (`%(h)s %(t)s "%(r)s" %(s)s %(D)s`,
+/// `%({user-agent}i)s`, `%({content-type}o)s`, ...; docs/access-log.md lists them).
+///
+/// Values that came from the client are escaped as Apache does (`\"`, `\\`,
+/// `\xHH` for bytes outside printable ASCII), so a line is always one line and
+/// a field cannot forge another; JSON strings are escaped as JSON.
+public struct AccessLogFormat: Sendable {
+    enum Atom: Sendable, Equatable {
+        case literal([UInt8])
+        case remoteAddress, remoteLogname, remoteUser, time, requestLine, method, path, query, proto
+        case status, bytesOrDash, bytes, referer, userAgent
+        case seconds, microseconds, milliseconds, decimalSeconds, pid, remotePort
+        /// A request field, by its WSGI-form name (`USER_AGENT`).
+        case requestField([UInt8])
+        /// A response header, by its lower-case name.
+        case responseField([UInt8])
+        /// TransLogger's request: the decoded path quoted again as Python's
+        /// `urllib.parse.quote` does, `?` and the query, SERVER_PROTOCOL.
+        case quotedRequest
+        /// TransLogger's bytes: the response's Content-Length header or `-`.
+        case contentLengthOrDash
+    }
+
+    let atoms: [Atom]
+    let isJSON: Bool
+    let pid: [UInt8]
+
+    public static let combinedSpec =
+        "%(h)s - %(u)s %(t)s \"%(Q)s\" %(s)s %(C)s \"%(f)s\" \"%(a)s\""
+    public static let commonSpec = "%(h)s - %(u)s %(t)s \"%(Q)s\" %(s)s %(C)s"
+
+    public init(_ spec: String) throws(AccessLogFormatError) {
+        pid = Array(String(getpid()).utf8)
+        switch spec {
+        case "combined", "":
+            atoms = try Self.parse(Self.combinedSpec)
+            isJSON = false
+        case "common":
+            atoms = try Self.parse(Self.commonSpec)
+            isJSON = false
+        case "json":
+            atoms = []
+            isJSON = true
+        default:
+            atoms = try Self.parse(spec)
+            isJSON = false
+        }
+    }
+
+    static func parse(_ spec: String) throws(AccessLogFormatError) -> [Atom] {
+        let bytes = Array(spec.utf8)
+        var atoms: [Atom] = []
+        var literal: [UInt8] = []
+        var i = 0
+        func flush() {
+            if !literal.isEmpty { atoms.append(.literal(literal)); literal = [] }
+        }
+        while i < bytes.count {
+            guard bytes[i] == UInt8(ascii: "%"), i + 1 < bytes.count else {
+                literal.append(bytes[i])
+                i += 1
+                continue
+            }
+            if bytes[i + 1] == UInt8(ascii: "%") {
+                literal.append(UInt8(ascii: "%"))
+                i += 2
+                continue
+            }
+            guard bytes[i + 1] == UInt8(ascii: "(") else {
+                literal.append(bytes[i])
+                i += 1
+                continue
+            }
+            guard let close = bytes[(i + 2)...].firstIndex(of: UInt8(ascii: ")")), close + 1 < bytes.count,
+                bytes[close + 1] == UInt8(ascii: "s")
+            else {
+                throw AccessLogFormatError(description: "access_log_format: an atom must look like %(name)s: \(spec)")
+            }
+            let name = Array(bytes[(i + 2)..<close])
+            flush()
+            atoms.append(try atom(name))
+            i = close + 2
+        }
+        flush()
+        return atoms
+    }
+
+    static func atom(_ name: [UInt8]) throws(AccessLogFormatError) -> Atom {
+        if name.count > 3, name.first == UInt8(ascii: "{"), name[name.count - 2] == UInt8(ascii: "}") {
+            let field = name[1..<(name.count - 2)]
+            switch name.last! {
+            case UInt8(ascii: "i"):
+                return .requestField(
+                    field.map { $0 == UInt8(ascii: "-") ? UInt8(ascii: "_") : ($0 >= 97 && $0 <= 122 ? $0 - 32 : $0) })
+            case UInt8(ascii: "o"):
+                return .responseField(field.map { $0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0 })
+            case UInt8(ascii: "e"):
+                switch String(decoding: field, as: UTF8.self) {
+                case "REMOTE_ADDR": return .remoteAddress
+                case "REMOTE_PORT": return .remotePort
+                case "REQUEST_METHOD": return .method
+                case "QUERY_STRING": return .query
+                case "SERVER_PROTOCOL": return .proto
+                default: break
+                }
+            default: break
+            }
+        }
+        switch String(decoding: name, as: UTF8.self) {
+        case "h": return .remoteAddress
+        case "l": return .remoteLogname
+        case "u": return .remoteUser
+        case "t": return .time
+        case "r": return .requestLine
+        case "m": return .method
+        case "U": return .path
+        case "q": return .query
+        case "H": return .proto
+        case "s": return .status
+        case "b": return .bytesOrDash
+        case "B": return .bytes
+        case "f": return .referer
+        case "a": return .userAgent
+        case "T": return .seconds
+        case "D": return .microseconds
+        case "M": return .milliseconds
+        case "L": return .decimalSeconds
+        case "p": return .pid
+        case "P": return .remotePort
+        case "Q": return .quotedRequest
+        case "C": return .contentLengthOrDash
+        default:
+            throw AccessLogFormatError(
+                description: "access_log_format: unknown atom %(\(String(decoding: name, as: UTF8.self)))s")
+        }
+    }
+
+    /// Appends the line for `entry`, with its final newline.
+    public func write(_ entry: AccessLogEntry, into out: inout [UInt8], clock: inout AccessLogClock) {
+        if isJSON {
+            writeJSON(entry, into: &out, clock: &clock)
+        } else {
+            for atom in atoms { write(atom, entry, into: &out, clock: &clock) }
+        }
+        out.append(10)
+    }
+
+    private func write(_ atom: Atom, _ e: AccessLogEntry, into out: inout [UInt8], clock: inout AccessLogClock) {
+        switch atom {
+        case .literal(let bytes): out.append(contentsOf: bytes)
+        case .remoteAddress: escaped(e.remoteHost, into: &out)
+        case .remoteLogname: out.append(UInt8(ascii: "-"))
+        case .remoteUser: escapedOrDash(Self.basicUser(e.head), into: &out)
+        case .time: out.append(contentsOf: clock.bracketed(e.startTime))
+        case .requestLine:
+            if let head = e.head {
+                escaped(head.storage[head.method], into: &out)
+                out.append(32)
+                escaped(head.storage[head.target], into: &out)
+                out.append(32)
+                appendProtocol(head.version, into: &out)
+            } else {
+                escaped(e.rawRequestLine, into: &out)
+            }
+        case .method: escapedOrDash(e.head.map { $0.storage[$0.method] }, into: &out)
+        case .path: escapedOrDash(e.head.map { $0.storage[$0.path] }, into: &out)
+        case .query: escaped(e.head.map { $0.storage[$0.query] } ?? [], into: &out)
+        case .proto:
+            if let head = e.head { appendProtocol(head.version, into: &out) } else { out.append(UInt8(ascii: "-")) }
+        case .status: appendInt(e.status, into: &out)
+        case .bytesOrDash:
+            if e.bodyBytes > 0 { appendInt(e.bodyBytes, into: &out) } else { out.append(UInt8(ascii: "-")) }
+        case .bytes: appendInt(e.bodyBytes, into: &out)
+        case .referer: escapedOrDash(e.head?.field("REFERER"), into: &out)
+        case .userAgent: escapedOrDash(e.head?.field("USER_AGENT"), into: &out)
+        case .seconds: appendInt(Int(e.duration), into: &out)
+        case .microseconds: appendInt(Int(e.duration * 1e6), into: &out)
+        case .milliseconds: appendInt(Int(e.duration * 1e3), into: &out)
+        case .decimalSeconds:
+            let micros = Int(e.duration * 1e6)
+            appendInt(micros / 1_000_000, into: &out)
+            out.append(UInt8(ascii: "."))
+            let fraction = micros % 1_000_000
+            var digits = 100_000
+            while digits > 0 {
+                out.append(UInt8(ascii: "0") + UInt8((fraction / digits) % 10))
+                digits /= 10
+            }
+        case .pid: out.append(contentsOf: pid)
+        case .remotePort: escaped(e.remotePort, into: &out)
+        case .requestField(let name): escapedOrDash(e.head.flatMap { Self.field($0, name) }, into: &out)
+        case .responseField(let name): escapedOrDash(Self.responseField(e.responseHeaders, name), into: &out)
+        case .quotedRequest:
+            guard let head = e.head else {
+                escaped(e.rawRequestLine, into: &out)
+                return
+            }
+            escaped(head.storage[head.method], into: &out)
+            out.append(32)
+            Self.pythonQuote(head, into: &out)
+            if !head.query.isEmpty {
+                out.append(UInt8(ascii: "?"))
+                escaped(head.storage[head.query], into: &out)
+            }
+            out.append(32)
+            appendProtocol(head.version, into: &out)
+        case .contentLengthOrDash:
+            escapedOrDash(Self.responseField(e.responseHeaders, Array("content-length".utf8)), into: &out)
+        }
+    }
+
+    private func writeJSON(_ e: AccessLogEntry, into out: inout [UInt8], clock: inout AccessLogClock) {
+        func key(_ name: StaticString, first: Bool = false) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        }
+        func string<C: Collection>(_ value: C?) where C.Element == UInt8 {
+            guard let value = value else {
+                out.append(contentsOf: [110, 117, 108, 108])  // null
+                return
+            }
+            Self.jsonString(value, into: &out)
+        }
+        out.append(UInt8(ascii: "{"))
+        key("time", first: true)
+        out.append(UInt8(ascii: "\""))
+        out.append(contentsOf: clock.iso8601(e.startTime))
+        out.append(UInt8(ascii: "\""))
+        key("remote_addr")
+        string(e.remoteHost)
+        key("remote_port")
+        if !e.remotePort.isEmpty, e.remotePort.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
+            out.append(contentsOf: e.remotePort)
+        } else {
+            string(Optional<[UInt8]>.none)
+        }
+        key("method")
+        string(e.head.map { $0.storage[$0.method] })
+        key("target")
+        string(e.head.map { $0.storage[$0.target] })
+        key("protocol")
+        if let head = e.head {
+            var proto: [UInt8] = []
+            appendProtocol(head.version, into: &proto)
+            string(proto)
+        } else {
+            string(Optional<[UInt8]>.none)
+        }
+        if e.head == nil {
+            key("request_line")
+            string(e.rawRequestLine)
+        }
+        key("status")
+        appendInt(e.status, into: &out)
+        key("bytes")
+        appendInt(e.bodyBytes, into: &out)
+        key("duration_us")
+        appendInt(Int(e.duration * 1e6), into: &out)
+        key("referer")
+        string(e.head?.field("REFERER"))
+        key("user_agent")
+        string(e.head?.field("USER_AGENT"))
+        key("user")
+        string(Self.basicUser(e.head))
+        out.append(UInt8(ascii: "}"))
+    }
+
+    // MARK: pieces
+
+    private func appendProtocol(_ version: HTTPVersion, into out: inout [UInt8]) {
+        out.append(contentsOf: [72, 84, 84, 80, 47])  // HTTP/
+        let text = version.text
+        out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    static func field(_ head: RequestHead, _ wsgiName: [UInt8]) -> ArraySlice<UInt8>? {
+        for field in head.fields where field.name.count == wsgiName.count && head.storage[field.name].elementsEqual(wsgiName) {
+            return head.storage[field.value]
+        }
+        return nil
+    }
+
+    static func responseField(_ headers: ResponseHeaders, _ lowerName: [UInt8]) -> ArraySlice<UInt8>? {
+        var found: ArraySlice<UInt8>? = nil
+        for (name, value) in headers.entries where name.count == lowerName.count {
+            if zip(headers.storage[name], lowerName).allSatisfy({ ($0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0) == $1 }) {
+                found = headers.storage[value]  // the last one, as TransLogger takes
+            }
+        }
+        return found
+    }
+
+    /// The user name of a Basic Authorization (RFC 7617), as gunicorn's %(u)s.
+    static func basicUser(_ head: RequestHead?) -> [UInt8]? {
+        guard let head = head, let value = field(head, Array("AUTHORIZATION".utf8)), value.count > 6 else { return nil }
+        let scheme = value.prefix(6).map { $0 | 0x20 }
+        guard scheme.elementsEqual("basic ".utf8) else { return nil }
+        guard let decoded = base64Decode(value.dropFirst(6).drop(while: { $0 == 32 })) else { return nil }
+        let user = decoded.prefix(while: { $0 != UInt8(ascii: ":") })
+        return user.isEmpty ? nil : Array(user)
+    }
+
+    static func base64Decode<C: Collection>(_ text: C) -> [UInt8]? where C.Element == UInt8 {
+        var out: [UInt8] = []
+        var accumulator: UInt32 = 0
+        var bits = 0
+        for c in text {
+            let v: UInt32
+            switch c {
+            case 65...90: v = UInt32(c - 65)
+            case 97...122: v = UInt32(c - 97 + 26)
+            case 48...57: v = UInt32(c - 48 + 52)
+            case UInt8(ascii: "+"): v = 62
+            case UInt8(ascii: "/"): v = 63
+            case UInt8(ascii: "="): continue
+            default: return nil
+            }
+            accumulator = (accumulator << 6) | v
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8((accumulator >> UInt32(bits)) & 0xFF))
+            }
+        }
+        return out
+    }
+
+    /// `urllib.parse.quote(SCRIPT_NAME + PATH_INFO)` as TransLogger computes
+    /// it: the path percent-decoded (PATH_INFO, latin-1), then encoded as
+    /// UTF-8 with everything but letters, digits, `_.-~/` escaped.
+    static func pythonQuote(_ head: RequestHead, into out: inout [UInt8]) {
+        var decoded: [UInt8] = []
+        head.withBytes(head.path) { percentDecode($0, into: &decoded) }
+        let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
+        func escape(_ b: UInt8) {
+            out.append(UInt8(ascii: "%"))
+            out.append(hex[Int(b >> 4)])
+            out.append(hex[Int(b & 15)])
+        }
+        for b in decoded {
+            switch b {
+            case 48...57, 65...90, 97...122, UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"),
+                UInt8(ascii: "~"), UInt8(ascii: "/"):
+                out.append(b)
+            case 0x80...:
+                escape(0xC0 | (b >> 6))
+                escape(0x80 | (b & 0x3F))
+            default:
+                escape(b)
+            }
+        }
+    }
+
+    private func escapedOrDash<C: Collection>(_ value: C?, into out: inout [UInt8]) where C.Element == UInt8 {
+        if let value = value { escaped(value, into: &out) } else { out.append(UInt8(ascii: "-")) }
+    }
+
+    /// Apache's escaping of logged values: `"` and `\` backslashed, bytes
+    /// outside printable ASCII as `\xHH`.
+    private func escaped<C: Collection>(_ value: C, into out: inout [UInt8]) where C.Element == UInt8 {
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        for b in value {
+            if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") {
+                out.append(UInt8(ascii: "\\"))
+                out.append(b)
+            } else if b < 0x20 || b >= 0x7F {
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "x"), hex[Int(b >> 4)], hex[Int(b & 15)]])
+            } else {
+                out.append(b)
+            }
+        }
+    }
+
+    /// A JSON string of latin-1 bytes (as the environ decodes them).
+    static func jsonString<C: Collection>(_ value: C, into out: inout [UInt8]) where C.Element == UInt8 {
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        out.append(UInt8(ascii: "\""))
+        for b in value {
+            switch b {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(b)
+            case 0..<0x20, 0x7F...:
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default:
+                out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
+
+@inline(__always)
+func appendInt(_ value: Int, into out: inout [UInt8]) {
+    if value < 0 {
+        out.append(UInt8(ascii: "-"))
+        appendInt(-value, into: &out)
+        return
+    }
+    if value < 10 {
+        out.append(UInt8(ascii: "0") + UInt8(value))
+        return
+    }
+    appendInt(value / 10, into: &out)
+    out.append(UInt8(ascii: "0") + UInt8(value % 10))
+}
+
+/// Local-time stamps for log lines, formatted once per second:
+/// `[03/Dec/2026:07:02:33 +0000]` (Apache, TransLogger, gunicorn) and
+/// `2026-12-03T07:02:33+00:00` (JSON). The zone is the process's (TZ).
+public struct AccessLogClock: Sendable {
+    private var second: time_t = -1
+    private var bracketedText: [UInt8] = []
+    private var isoText: [UInt8] = []
+
+    public init() {}
+
+    mutating func bracketed(_ t: Double) -> [UInt8] {
+        update(t)
+        return bracketedText
+    }
+
+    mutating func iso8601(_ t: Double) -> [UInt8] {
+        update(t)
+        return isoText
+    }
+
+    static let months: [StaticString] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    private mutating func update(_ t: Double) {
+        var seconds = time_t(t.rounded(.down))
+        guard seconds != second else { return }
+        second = seconds
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        func two(_ v: Int, _ out: inout [UInt8]) {
+            out.append(UInt8(ascii: "0") + UInt8(v / 10 % 10))
+            out.append(UInt8(ascii: "0") + UInt8(v % 10))
+        }
+        func clock(_ out: inout [UInt8]) {
+            two(Int(parts.tm_hour), &out)
+            out.append(UInt8(ascii: ":"))
+            two(Int(parts.tm_min), &out)
+            out.append(UInt8(ascii: ":"))
+            two(Int(parts.tm_sec), &out)
+        }
+                let offset = Int(parts.tm_gmtoff) / 60
+        let sign = offset < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+")
+        let hours = abs(offset) / 60
+        let minutes = abs(offset) % 60
+        let year = Int(parts.tm_year) + 1900
+        var b: [UInt8] = [UInt8(ascii: "[")]
+        two(Int(parts.tm_mday), &b)
+        b.append(UInt8(ascii: "/"))
+        let month = Self.months[Int(parts.tm_mon)]
+        b.append(contentsOf: UnsafeBufferPointer(start: month.utf8Start, count: 3))
+        b.append(UInt8(ascii: "/"))
+        appendInt(year, into: &b)
+        b.append(UInt8(ascii: ":"))
+        clock(&b)
+        b.append(32)
+        b.append(sign)
+        two(hours, &b)
+        two(minutes, &b)
+        b.append(UInt8(ascii: "]"))
+        bracketedText = b
+        var j: [UInt8] = []
+        appendInt(year, into: &j)
+        j.append(UInt8(ascii: "-"))
+        two(Int(parts.tm_mon) + 1, &j)
+        j.append(UInt8(ascii: "-"))
+        two(Int(parts.tm_mday), &j)
+        j.append(UInt8(ascii: "T"))
+        clock(&j)
+        j.append(sign)
+        two(hours, &j)
+        j.append(UInt8(ascii: ":"))
+        two(minutes, &j)
+        isoText = j
+    }
+}
