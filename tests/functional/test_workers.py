@@ -459,6 +459,16 @@ def _keep_alive_pids(port, count):
     return conns, pids
 
 
+def _wait_stopped(pid, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open("/proc/%d/stat" % pid) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                return
+        time.sleep(0.01)
+    raise AssertionError("worker %d did not stop" % pid)
+
+
 def test_keep_alive_connections_are_balanced_and_a_stuck_worker_delays_no_accept(supervised):
     server = supervised(["--workers=2"])
     first, second = server.wait_serving(2)
@@ -475,6 +485,9 @@ def test_keep_alive_connections_are_balanced_and_a_stuck_worker_delays_no_accept
     # pauses accepting only briefly each time: every connection is still accepted and served.
     os.kill(first, signal.SIGSTOP)
     try:
+        # The signal is delivered asynchronously: connect only once the worker has stopped, or
+        # it could still accept the first connection and then hold it unanswered.
+        _wait_stopped(first)
         # (A connection left waiting for the stopped worker would fail on the 10 s timeout.)
         conns, pids = _keep_alive_pids(server.port, 8)
         for conn in conns:
