@@ -35,6 +35,11 @@ public final class Engine {
     /// memory (released with the engine) and the balance over it.
     var sharedCounts: UnsafeMutablePointer<Py_buffer>?
     var acceptBalance: AcceptBalance?
+    /// `Engine.metrics(fd, buffer, slot)`: the metrics_listen socket and the
+    /// view of the supervisor's shared metrics memory (nil: a lone process).
+    var metricsDescriptor: Int32?
+    var metricsMemory: UnsafeMutablePointer<Py_buffer>?
+    var metricsSlot = 0
     /// When the thread in run() last held the GIL (monotonic seconds, as bits).
     private let pythonTick = ManagedAtomic<UInt64>(0)
     private var stopRequested = false
@@ -61,7 +66,7 @@ public final class Engine {
         wp_decref(application.pointer)
         wp_decref(logger.pointer)
         wp_decref(queueLogger.pointer)
-        if let view = sharedCounts {
+        for view in [sharedCounts, metricsMemory].compactMap({ $0 }) {
             PyBuffer_Release(view)
             view.deallocate()
         }
@@ -108,11 +113,16 @@ public final class Engine {
                 application: application.pointer, logger: logger.pointer, queueLogger: queueLogger.pointer,
                 options: options, listeners: listeners)
         else { return nil }
+        let metrics = makeMetrics()
         let dispatcher = TaskDispatcher(threads: threads) { _, _ in }
-        let worker = TaskRunner(app: app, served: served)
+        dispatcher.metrics = metrics
+        let worker = TaskRunner(app: app, served: served, metrics: metrics)
         dispatcher.setRunner(worker.run)
         let server = HTTPServer(
-            configuration: configuration, listeners: listeners, dispatcher: dispatcher, balance: acceptBalance)
+            configuration: configuration, listeners: listeners, dispatcher: dispatcher, balance: acceptBalance,
+            metrics: metrics, metricsDescriptor: metricsDescriptor)
+        metrics?.begin(threads: threads, connectionLimit: configuration.connectionLimit)
+        defer { metrics?.end() }
         server.idleGraceOnDrain = drainGrace
         gate.withLock { self.server = server }
         defer { gate.withLock { self.server = nil } }
@@ -211,14 +221,35 @@ public final class Engine {
 final class TaskRunner {
     let app: WSGIApplication
     let served: ManagedAtomic<Int>
+    let metrics: ServerMetrics?
 
-    init(app: WSGIApplication, served: ManagedAtomic<Int>) {
+    init(app: WSGIApplication, served: ManagedAtomic<Int>, metrics: ServerMetrics?) {
         self.app = app
         self.served = served
+        self.metrics = metrics
     }
 
     func run(_ request: Request, _ batch: ResponseBatch) {
         served.wrappingIncrement(ordering: .relaxed)
+        guard let metrics = metrics else {
+            WSGITask(app: app, request: request, batch: batch).run()
+            return
+        }
+        let start = monotonicSeconds()
+        metrics.taskStarted(queued: start - request.dispatchedAt)
         WSGITask(app: app, request: request, batch: batch).run()
+        metrics.taskFinished(seconds: monotonicSeconds() - start)
+    }
+}
+
+extension Engine {
+    /// The metrics for one run(), when metrics_listen gave a socket: in the
+    /// supervisor's shared memory, or private to this process.
+    func makeMetrics() -> ServerMetrics? {
+        guard metricsDescriptor != nil else { return nil }
+        if let view = metricsMemory, let memory = view.pointee.buf {
+            return ServerMetrics(sharedMemory: memory, bytes: Int(view.pointee.len), slot: metricsSlot)
+        }
+        return ServerMetrics()
     }
 }

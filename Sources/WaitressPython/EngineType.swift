@@ -87,6 +87,44 @@ public enum EngineType {
         return wp_new_none()
     }
 
+    /// metrics(fd, buffer, slot): set before run(). `fd` is the bound and
+    /// listening metrics_listen socket; `buffer` is None in a lone process,
+    /// or memory shared by a supervisor's workers (`metrics_slot_bytes()` per
+    /// worker number) with this worker's `slot`.
+    static let metrics: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { object, args in
+        guard let engine = NativeType.context(object, as: Engine.self), let args = args else { return nil }
+        guard wp_tuple_size(args) == 3 else { return raise(PyExc_TypeError, "metrics(fd, buffer, slot)") }
+        let fd = PyLong_AsLong(wp_tuple_item(args, 0))
+        if PyErr_Occurred() != nil { return nil }
+        let slot = PyLong_AsLong(wp_tuple_item(args, 2))
+        if PyErr_Occurred() != nil { return nil }
+        guard engine.metricsDescriptor == nil else { return raise(PyExc_RuntimeError, "metrics() was already given") }
+        let buffer = wp_tuple_item(args, 1)!
+        if buffer != wp_none() {
+            let view = UnsafeMutablePointer<Py_buffer>.allocate(capacity: 1)
+            guard PyObject_GetBuffer(buffer, view, PyBUF_WRITABLE) == 0 else {
+                view.deallocate()
+                return nil
+            }
+            guard let memory = view.pointee.buf,
+                  ServerMetrics(sharedMemory: memory, bytes: Int(view.pointee.len), slot: slot) != nil
+            else {
+                PyBuffer_Release(view)
+                view.deallocate()
+                return raise(PyExc_ValueError, "metrics() needs an aligned writable buffer with room for the slot")
+            }
+            engine.metricsMemory = view
+            engine.metricsSlot = slot
+        }
+        engine.metricsDescriptor = Int32(clamping: fd)
+        return wp_new_none()
+    }
+
+    /// metrics_slot_bytes(): the module function sizing the shared memory.
+    static let metricsSlotBytes: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, _ in
+        PyLong_FromLong(ServerMetrics.slotBytes)
+    }
+
     /// reopen_access_log(): from any thread (the SIGUSR1 handler).
     static let reopenAccessLog: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { object, _ in
         guard let engine = NativeType.context(object, as: Engine.self) else { return nil }
@@ -114,6 +152,9 @@ public enum EngineType {
             PyMethodDef(
                 ml_name: UnsafePointer(strdup("balance")), ml_meth: balance, ml_flags: METH_VARARGS,
                 ml_doc: UnsafePointer(strdup("balance(buffer, slot): share open-connection counts with the other workers."))),
+            PyMethodDef(
+                ml_name: UnsafePointer(strdup("metrics")), ml_meth: metrics, ml_flags: METH_VARARGS,
+                ml_doc: UnsafePointer(strdup("metrics(fd, buffer, slot): serve Prometheus metrics on a listening socket."))),
             PyMethodDef(
                 ml_name: UnsafePointer(strdup("reopen_access_log")), ml_meth: reopenAccessLog, ml_flags: METH_NOARGS,
                 ml_doc: UnsafePointer(strdup("Reopen the access log file by its path (after logrotate moved it)."))),

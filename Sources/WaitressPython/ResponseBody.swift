@@ -126,6 +126,10 @@ extension WSGITask {
             do {
                 spill = SharedFile(descriptor: try OverflowableBuffer.makeTemporaryFile())
                 spillLength = 0
+                if !spillCounted, let metrics = connection.metrics {
+                    spillCounted = true
+                    metrics.responseSpilled()
+                }
             } catch {
                 spillFailure(error)
                 connection.send(.data(buffer))

@@ -40,6 +40,10 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
     /// The deepest backlog seen since a worker last logged it ("Task queue
     /// depth is N" goes to the `waitress.queue` logger, which needs the GIL).
     let queueDepthToReport = ManagedAtomic<Int>(0)
+    /// Busy threads and waiting requests go here (metrics_listen); set before start().
+    var metrics: ServerMetrics?
+    /// Workers inside a batch of tasks.
+    private var busy = 0
 
     init(threads: Int, runTask: @escaping (Request, ResponseBatch) -> Void) {
         self.count = max(1, threads)
@@ -88,6 +92,7 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
                 queueDepthToReport.store(depth, ordering: .relaxed)
             }
         }
+        metrics?.pool(busy: busy, waiting: waiting)
         var scheduleCheck = false
         var scheduleWake = false
         let awake = count - parked
@@ -144,6 +149,7 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
         queue[head] = nil
         head += 1
         pops += 1
+        metrics?.pool(busy: busy, waiting: queue.count - head)
         if head == queue.count {
             queue.removeAll(keepingCapacity: true)
             head = 0
@@ -204,6 +210,8 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
                 continue
             }
             free -= 1
+            busy += 1
+            metrics?.pool(busy: busy, waiting: queue.count - head)
             gate.unlock()
             PyEval_RestoreThread(threadState)
             var task: Request? = first
@@ -217,6 +225,8 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
             threadState = PyEval_SaveThread()
             gate.lock()
             free += 1
+            busy -= 1
+            metrics?.pool(busy: busy, waiting: queue.count - head)
         }
         free -= 1
         gate.unlock()

@@ -38,6 +38,8 @@ final class WSGITask {
     var spillLength = 0
     /// A spill file could not be written: the rest of this response stays in memory.
     var spillFailed = false
+    /// This response was counted in the metrics as spilled.
+    var spillCounted = false
 
     /// The worker's batch: response ends wait there until the worker has
     /// drained its queue (or 16 of them), then reach the loop together.
@@ -185,7 +187,7 @@ final class WSGITask {
 
     func sendEnd(close: Bool) {
         ended = true
-        if request.connection.keepsAccessLog {
+        if request.connection.notesResponses {
             request.connection.noteResponse(
                 status: status, headers: headers, bodyBytes: framing == .none ? 0 : bodyWritten)
         }

@@ -277,8 +277,9 @@ public struct AccessLogNote: Sendable {
 }
 
 extension ResponseChannel {
-    /// Whether the server keeps an access log (workers note responses only then).
-    public var keepsAccessLog: Bool { handler.core.accessLog != nil }
+    /// Whether the server keeps an access log or metrics (workers note
+    /// responses only then).
+    public var notesResponses: Bool { handler.core.recordsResponses }
 
     /// Called by the worker just before it sends the response's end.
     public func noteResponse(status: [UInt8], headers: ResponseHeaders, bodyBytes: Int) {
@@ -311,36 +312,51 @@ extension ConnectionHandler {
     }
 
     func accessLogDispatched(_ head: RequestHead) {
-        if core.accessLog != nil { accessLogTracker.head = head }
+        if core.recordsResponses { accessLogTracker.head = head }
     }
 
     /// For the response that just ended: a promise whose completion (the last
-    /// byte handed to the kernel) writes its line; nil when no log is kept.
+    /// byte handed to the kernel) writes its line and counts it in the
+    /// metrics; nil when neither is kept.
     func accessLogEndPromise(_ context: ChannelHandlerContext) -> EventLoopPromise<Void>? {
-        guard let log = core.accessLog, let head = accessLogTracker.head else { return nil }
+        guard core.recordsResponses, let head = accessLogTracker.head else { return nil }
         accessLogTracker.head = nil
         let note = responseChannel.accessNote ?? AccessLogNote(status: 0, headers: ResponseHeaders(), bodyBytes: 0)
         responseChannel.accessNote = nil
         return recordWhenWritten(
-            log, context, start: accessLogTracker.requestStart, head: head, line: [], status: note.status,
+            context, start: accessLogTracker.requestStart, head: head, line: [], status: note.status,
             headers: note.headers, bodyBytes: note.bodyBytes)
     }
 
-    /// A promise whose completion records the line, timed to that moment.
+    /// A promise whose completion records the line and the metrics, timed to
+    /// that moment.
     private func recordWhenWritten(
-        _ log: AccessLog, _ context: ChannelHandlerContext, start: Double, head: RequestHead?, line: [UInt8],
+        _ context: ChannelHandlerContext, start: Double, head: RequestHead?, line: [UInt8],
         status: Int, headers: ResponseHeaders, bodyBytes: Int
     ) -> EventLoopPromise<Void> {
+        let log = core.accessLog
+        let metrics = core.metrics
         let host = responseChannel.remoteHostBytes
         let port = responseChannel.remotePortBytes
         let promise = context.eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { _ in
             let now = monotonicSeconds()
-            log.record(
+            log?.record(
                 AccessLogEntry(
                     head: head, rawRequestLine: line, remoteHost: host, remotePort: port,
                     startTime: wallSeconds() - (now - start), duration: now - start, status: status,
                     responseHeaders: headers, bodyBytes: bodyBytes))
+            if let metrics = metrics {
+                if let head = head {
+                    head.storage.withUnsafeBytes { bytes in
+                        metrics.countRequest(
+                            method: UnsafeRawBufferPointer(rebasing: bytes[head.method]), status: status,
+                            seconds: now - start)
+                    }
+                } else {
+                    metrics.countRequest(method: nil, status: status, seconds: now - start)
+                }
+            }
         }
         return promise
     }
@@ -351,10 +367,10 @@ extension ConnectionHandler {
     func accessLogEngineAnswer(
         _ response: [UInt8], head: RequestHead?, buffered: ByteBuffer?, context: ChannelHandlerContext
     ) -> EventLoopPromise<Void>? {
-        guard let log = core.accessLog else { return nil }
+        guard core.recordsResponses else { return nil }
         accessLogTracker.head = nil
         var line: [UInt8] = []
-        if head == nil, let buffered = buffered {
+        if head == nil, core.accessLog != nil, let buffered = buffered {
             line = buffered.withUnsafeReadableBytes { bytes in
                 let text = bytes.drop(while: { $0 == 13 || $0 == 10 }).prefix(8192)
                 return Array(text.prefix(while: { $0 != 13 && $0 != 10 }))
@@ -365,7 +381,7 @@ extension ConnectionHandler {
         let (headers, bodyStart) = Self.parseHeaders(response)
         let start = head != nil ? accessLogTracker.requestStart : accessLogTracker.firstByte
         return recordWhenWritten(
-            log, context, start: start, head: head, line: line, status: code, headers: headers,
+            context, start: start, head: head, line: line, status: code, headers: headers,
             bodyBytes: response.count - bodyStart)
     }
 

@@ -109,6 +109,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         var incoming = unwrapInboundIn(data)
         lastActivity = monotonicSeconds()
         if closing { return }  // includes discarding after an error response
+        core.metrics?.add(.bytesReceived, incoming.readableBytes)
         accessLogBytesArrived(at: lastActivity, bufferWasEmpty: cumulation == nil)
         if cumulation == nil {
             cumulation = incoming
@@ -290,6 +291,10 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         let contents = body?.take() ?? .memory([])
         let request = Request(
             head: head, body: contents, bodyLength: length, connection: responseChannel, listener: listener)
+        if let metrics = core.metrics {
+            request.dispatchedAt = monotonicSeconds()
+            if case .file = contents { metrics.add(.bodiesSpilled) }
+        }
         core.dispatcher.dispatch(request)
     }
 
@@ -315,6 +320,10 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             )
         }
         let bytes = core.errorResponse(error, version: version)
+        if let metrics = core.metrics {
+            metrics.countEngineError(status: error.statusCode)
+            metrics.add(.bytesSent, bytes.count)
+        }
         guard let context = context else { return }
         if readingPaused { setReading(true) }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
@@ -337,6 +346,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let context = context else { return }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
+        core.metrics?.add(.bytesSent, bytes.count)
         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
         needsFlush = true
     }
@@ -352,6 +362,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             return
         }
+        if let metrics = core.metrics { metrics.add(.bytesSent, part.byteCount) }
         switch part {
         case .data(let buffer):
             let count = buffer.readableBytes

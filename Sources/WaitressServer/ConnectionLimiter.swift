@@ -55,10 +55,13 @@ final class ConnectionLimiter {
     /// Shared with the other workers of a supervisor (nil in a lone process).
     let balance: AcceptBalance?
 
-    init(limit: Int, logs: LogRelay, balance: AcceptBalance? = nil) {
+    let metrics: ServerMetrics?
+
+    init(limit: Int, logs: LogRelay, balance: AcceptBalance? = nil, metrics: ServerMetrics? = nil) {
         self.limit = max(1, limit)
         self.logs = logs
         self.balance = balance
+        self.metrics = metrics
     }
 
     /// The listeners accept from now on (publishes this worker's count).
@@ -76,6 +79,10 @@ final class ConnectionLimiter {
 
     func opened() {
         open += 1
+        if let metrics = metrics {
+            metrics.add(.connectionsAccepted)
+            metrics.set(.connectionsOpen, open)
+        }
         if let balance = balance, !stopping {
             balance.publish(open: open)
             if !yielding && balance.shouldYield(open: open) { yieldToOthers() }
@@ -86,6 +93,7 @@ final class ConnectionLimiter {
         }
         if open >= limit && !paused {
             paused = true
+            metrics?.add(.acceptPausesLimit)
             update()
             logs.post(.warning, "total open connections reached the connection limit, no longer accepting new connections")
         }
@@ -93,6 +101,7 @@ final class ConnectionLimiter {
 
     func closed() {
         open -= 1
+        metrics?.set(.connectionsOpen, open)
         if let balance = balance, !stopping {
             balance.publish(open: open)
             if yielding && !balance.shouldYield(open: open + 1) {
@@ -152,6 +161,7 @@ final class ConnectionLimiter {
         }
         guard !backingOff else { return }
         backingOff = true
+        metrics?.add(.acceptPausesDescriptors)
         update()
         retry = eventLoop.scheduleTask(in: Self.backoff) { [self] in
             endBackoff()
@@ -174,6 +184,7 @@ final class ConnectionLimiter {
         guard yieldsInWindow < Self.maxYieldsPerSecond else { return }
         yieldsInWindow += 1
         yielding = true
+        metrics?.add(.acceptPausesBalance)
         update()
         yieldEnd = loop.scheduleTask(in: AcceptBalance.pause) { [self] in
             endYield()
@@ -190,6 +201,7 @@ final class ConnectionLimiter {
         let wanted = !paused && !backingOff && !yielding
         guard wanted != accepting else { return }
         accepting = wanted
+        metrics?.set(.acceptingPaused, wanted ? 0 : 1)
         for channel in listeners where channel.isActive {
             try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: wanted)
             if wanted { channel.read() }

@@ -17,6 +17,10 @@ final class ServerCore: @unchecked Sendable {
     let limiter: ConnectionLimiter
     let logs: LogRelay
     let accessLog: AccessLog?
+    /// nil unless metrics_listen is set (Metrics.swift).
+    let metrics: ServerMetrics?
+    /// Finished responses are recorded: for the access log, the metrics or both.
+    let recordsResponses: Bool
     /// The loop every connection of this server runs on (the drain's grace timer).
     let eventLoop: EventLoop
     let continueBytes = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
@@ -37,14 +41,17 @@ final class ServerCore: @unchecked Sendable {
     private var graceEnds = Double.infinity
 
     init(configuration: ServerConfiguration, dispatcher: RequestDispatcher, eventLoop: EventLoop, logs: LogRelay,
-         balance: AcceptBalance? = nil) {
+         balance: AcceptBalance? = nil, metrics: ServerMetrics? = nil) {
         self.configuration = configuration
         self.dispatcher = dispatcher
         self.outbox = Outbox(eventLoop: eventLoop)
         self.eventLoop = eventLoop
         self.logs = logs
         self.accessLog = configuration.accessLog.map { AccessLog(configuration: $0, logs: logs) }
-        self.limiter = ConnectionLimiter(limit: configuration.connectionLimit, logs: logs, balance: balance)
+        self.metrics = metrics
+        self.recordsResponses = configuration.accessLog != nil || metrics != nil
+        self.limiter = ConnectionLimiter(
+            limit: configuration.connectionLimit, logs: logs, balance: balance, metrics: metrics)
         self.readAheadLimit = max(65536, configuration.recvBytes)
     }
 
@@ -156,15 +163,20 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// `balance`: shared with the other worker processes serving the same
     /// sockets, under a supervisor (see `AcceptBalance`).
+    /// `metrics` with `metricsDescriptor` (a bound, listening socket): the
+    /// metrics_listen endpoint (MetricsEndpoint.swift).
     public init(configuration: ServerConfiguration, listeners: [ListenerSpec], dispatcher: RequestDispatcher,
-                balance: AcceptBalance? = nil) {
+                balance: AcceptBalance? = nil, metrics: ServerMetrics? = nil, metricsDescriptor: Int32? = nil) {
         self.configuration = configuration
         self.listeners = listeners
+        self.metricsDescriptor = metrics == nil ? nil : metricsDescriptor
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.core = ServerCore(
             configuration: configuration, dispatcher: dispatcher, eventLoop: group.next(), logs: logs,
-            balance: balance)
+            balance: balance, metrics: metrics)
     }
+
+    let metricsDescriptor: Int32?
 
     /// Descriptors kept free beside the connections: listeners, the event
     /// loop's own, spill files, what the application opens.
@@ -223,6 +235,9 @@ public final class HTTPServer: @unchecked Sendable {
                 _ = listen(descriptor, Int32(clamping: configuration.backlog))
                 serverChannels.append(channel)
             }
+            if let metrics = core.metrics, let descriptor = metricsDescriptor {
+                serverChannels.append(try startMetrics(metrics, descriptor))
+            }
         } catch {
             for channel in serverChannels { try? channel.close().wait() }
             try? group.syncShutdownGracefully()
@@ -236,6 +251,35 @@ public final class HTTPServer: @unchecked Sendable {
             core.sweep()
         }
         state = .running
+    }
+
+    /// Serves the metrics endpoint on the same event loop.
+    private func startMetrics(_ metrics: ServerMetrics, _ descriptor: Int32) throws -> Channel {
+        let own = dup(descriptor)
+        guard own >= 0 else { throw IOError(errnoCode: errno, reason: "dup") }
+        let queues = serverChannels.enumerated().compactMap { index, channel -> MetricsListener? in
+            guard !listeners[index].isUnix, let address = channel.localAddress, let ip = address.ipAddress,
+                  let port = address.port
+            else { return nil }
+            let host = ip.contains(":") ? "[\(ip)]" : ip
+            return MetricsListener(name: "\(host):\(port)", descriptor: listeners[index].descriptor)
+        }
+        let tracker = MetricsConnections()
+        let ident = configuration.ident
+        let idle = TimeAmount.nanoseconds(Int64(max(1, configuration.channelTimeout) * 1e9))
+        let channel = try ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 64)
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idle))
+                    try channel.pipeline.syncOperations.addHandler(
+                        MetricsHandler(metrics: metrics, listeners: queues, ident: ident, tracker: tracker))
+                }
+            }
+            .withBoundSocket(own).wait()
+        _ = listen(own, 64)
+        return channel
     }
 
     /// Set before `start()`: how long a drain keeps idle keep-alive

@@ -10,6 +10,9 @@ public final class Request: @unchecked Sendable {
     public let bodyLength: Int
     public let connection: ResponseChannel
     public let listener: ListenerSpec
+    /// When the request was queued for a worker (monotonic seconds; set only
+    /// when metrics are kept, for the queue-wait histogram).
+    public internal(set) var dispatchedAt = 0.0
     /// The event loop of the connection (for timers a dispatcher may need).
     public var eventLoop: EventLoop { connection.handler.eventLoop }
 

@@ -51,10 +51,21 @@ public final class ResponseChannel: @unchecked Sendable {
         /// The end of the response, optionally with its last bytes; `close`
         /// asks for the connection to be closed once everything is flushed.
         case end(ByteBuffer?, close: Bool)
+
+        /// Bytes this part puts on the wire.
+        var byteCount: Int {
+            switch self {
+            case .data(let buffer): return buffer.readableBytes
+            case .file(_, _, let length, _): return length
+            case .end(let buffer, _): return buffer?.readableBytes ?? 0
+            }
+        }
     }
 
     let handler: ConnectionHandler
     let outbox: Outbox
+    /// The server's metrics, nil unless metrics_listen is set.
+    public var metrics: ServerMetrics? { handler.core.metrics }
     let pendingMemoryCount = ManagedAtomic<Int>(0)
     let pendingTotalCount = ManagedAtomic<Int>(0)
     let isOpenFlag = ManagedAtomic<Bool>(true)

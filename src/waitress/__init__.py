@@ -33,6 +33,11 @@ def serve(app: Any, **kw: Any) -> None:
     server = _server(app, **kw)
     if not _quiet:
         server.print_listen("Serving on http://{}:{}")
+        metrics = getattr(server, "metrics_address", None)
+        if metrics is not None:
+            host, port = metrics
+            host = f"[{host}]" if ":" in host else host
+            logging.getLogger("waitress").info("Serving metrics on http://%s:%s/metrics", host, port)
     if _profile:
         profile("server.run()", globals(), locals(), (), False)
     else:

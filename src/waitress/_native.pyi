@@ -26,6 +26,9 @@ def apply_proxy_headers(
 def check_access_log_format(format: str, /) -> None:
     """Raise ValueError if ``format`` is not a valid ``access_log_format``."""
 
+def metrics_slot_bytes() -> int:
+    """Bytes of shared memory one worker's metrics take (``Engine.metrics``)."""
+
 @final
 class Engine:
     """One server instance: an event loop for all listeners plus a worker pool.
@@ -83,6 +86,11 @@ class Engine:
         """Before ``run()``: how long a stop keeps idle keep-alive connections
         open (responses from then on say ``Connection: close``); 0, the
         default, closes them at once."""
+    def metrics(self, fd: int, buffer: Any, slot: int, /) -> None:
+        """Before ``run()``: serve ``GET /metrics`` on the listening socket
+        ``fd``.  ``buffer`` is None in a lone process, or writable memory
+        shared by a supervisor's workers (``metrics_slot_bytes()`` per worker
+        number) in which this engine keeps its metrics in slot ``slot``."""
     def reopen_access_log(self) -> None:
         """Reopen the access log file by its path (after logrotate renamed
         it); safe from any thread, a no-op without a file log.  The writer

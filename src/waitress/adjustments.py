@@ -179,6 +179,13 @@ class Adjustments:
     #: "json", or a format string of gunicorn's atoms.
     access_log_format: str = "combined"
 
+    # Prometheus metrics served by the engine (docs/metrics.md); off unless set.
+    _params += (("metrics_listen", str_iftruthy),)
+    #: "host:port" of a separate listener answering GET /metrics.
+    metrics_listen: Optional[str] = None
+    #: metrics_listen resolved: ``(family, socktype, proto, sockaddr)``.
+    metrics_sockinfo: Optional[SocketInfo] = None
+
     _param_map: Dict[str, Callable[[Any], Any]] = dict(_params)
 
     # Where to listen.  ``listen`` wins unless host or port is given.
@@ -272,6 +279,7 @@ class Adjustments:
         self.check_sockets(self.sockets)
         self._check_worker_options()
         self._check_access_log_format()
+        self.metrics_sockinfo = self._resolve_metrics_listen()
 
     def _check_worker_options(self) -> None:
         for name, least in (
@@ -300,6 +308,33 @@ class Adjustments:
         except ImportError:
             return
         _native.check_access_log_format(self.access_log_format)
+
+    def _resolve_metrics_listen(self) -> Optional[SocketInfo]:
+        """The address to bind for ``metrics_listen``: one ``host:port``
+        (IPv6 in brackets), the port required."""
+        entry = self.metrics_listen
+        if not entry:
+            return None
+        host, sep, port = entry.strip().rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(
+                f"metrics_listen must be host:port (for example 127.0.0.1:9100), not {entry!r}"
+            )
+        try:
+            infos = socket.getaddrinfo(
+                None if host in ("", "*") else host,
+                int(port),
+                self._enabled_family(),
+                socket.SOCK_STREAM,
+                socket.IPPROTO_TCP,
+                socket.AI_PASSIVE,
+            )
+        except OSError as exc:
+            raise ValueError(f"metrics_listen {entry!r}: cannot resolve {host!r} ({exc})")
+        family, socktype, proto, _, sockaddr = infos[0]
+        return (family, socktype, proto, sockaddr)
 
     @property
     def supervised(self) -> bool:

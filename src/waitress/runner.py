@@ -173,6 +173,11 @@ Tuning options:
         format), 'common', 'json', or a string of gunicorn-style atoms
         such as '%(h)s "%(r)s" %(s)s %(D)s'.
 
+    --metrics-listen=HOST:PORT
+        Serve Prometheus metrics (GET /metrics) on a separate listener,
+        such as 127.0.0.1:9100. With worker processes, any worker answers
+        for all of them. Off by default.
+
     --asyncore-loop-timeout=INT
         Accepted for compatibility with Waitress, whose event loop used
         it as its poll timeout in seconds. Default is 1.

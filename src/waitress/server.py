@@ -64,7 +64,9 @@ def create_server(
         map = {}
 
     if adj.unix_socket and hasattr(socket, "AF_UNIX"):
-        return UnixWSGIServer(application, map, _start, _sock, adj=adj)
+        server = UnixWSGIServer(application, map, _start, _sock, adj=adj)
+        _attach_metrics([server], adj)
+        return server
 
     servers: List[BaseWSGIServer] = []
     if not adj.sockets:
@@ -101,10 +103,50 @@ def create_server(
 
     if not servers:
         raise ValueError("There is no address to listen on.")
+    _attach_metrics(servers, adj)
     if len(servers) == 1:
         return servers[0]
     effective_listen = [(s.effective_host, s.effective_port) for s in servers]
-    return MultiSocketServer(map, adj, effective_listen, None, servers[-1].log_info)
+    multi = MultiSocketServer(map, adj, effective_listen, None, servers[-1].log_info)
+    multi._metrics_socket = servers[0]._metrics_socket
+    return multi
+
+
+def _attach_metrics(servers: List["BaseWSGIServer"], adj: Adjustments) -> None:
+    """Binds the ``metrics_listen`` socket (one for all listeners) and gives
+    it to the servers; the engine serves it.  On failure the servers close."""
+    info = adj.metrics_sockinfo
+    if info is None:
+        return
+    family, socktype, proto, sockaddr = info
+    sock = socket.socket(family, socktype, proto)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+        sock.listen(64)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        for server in servers:
+            server.close()
+        raise OSError(
+            exc.errno, f"cannot listen on metrics_listen {adj.metrics_listen}: {exc.strerror}"
+        ) from None
+    for server in servers:
+        server._metrics_socket = sock
+
+
+class _MetricsAddress:
+    """``metrics_address``: (host, port) the metrics listener is bound to."""
+
+    def __get__(self, server: Any, owner: Any = None) -> Optional[Tuple[str, int]]:
+        sock = getattr(server, "_metrics_socket", None)
+        if sock is None or sock.fileno() < 0:
+            return None
+        name = sock.getsockname()
+        return (str(name[0]), int(name[1]))
 
 
 class _Serving:
@@ -127,6 +169,9 @@ class _Serving:
         #: Called with the engine before it runs (a supervised worker sets
         #: its heartbeat and request counting here: supervisor.py).
         self.configure_engine: Optional[Callable[[Any], None]] = None
+        #: Under a supervisor: the metrics memory shared by the workers and
+        #: this worker's slot in it (None: metrics private to this process).
+        self.metrics_memory: Optional[Tuple[Any, int]] = None
 
     def run(
         self,
@@ -150,6 +195,10 @@ class _Serving:
                 logger,
                 queue_logger,
             )
+            metrics_socket = getattr(servers[0], "_metrics_socket", None)
+            if metrics_socket is not None and metrics_socket.fileno() >= 0:
+                memory, slot = self.metrics_memory or (None, 0)
+                engine.metrics(metrics_socket.fileno(), memory, slot)
             if self.configure_engine is not None:
                 self.configure_engine(engine)
             self._engine = engine
@@ -325,6 +374,9 @@ class MultiSocketServer:
         self.log_info = log_info or _log_info
         self._serving = _Serving()
 
+    _metrics_socket: Optional[socket.socket] = None
+    metrics_address = _MetricsAddress()
+
     @property
     def application(self) -> Any:
         servers = [s for s in self.map.values() if isinstance(s, BaseWSGIServer)]
@@ -363,6 +415,8 @@ class MultiSocketServer:
         for server in list(self.map.values()):
             if isinstance(server, BaseWSGIServer):
                 server.close()
+        if self._metrics_socket is not None:
+            self._metrics_socket.close()
 
 
 class BaseWSGIServer:
@@ -373,6 +427,9 @@ class BaseWSGIServer:
     #: True once the socket is listening.
     accepting = False
     _is_unix = False
+    #: The metrics_listen socket, shared by the servers of one create_server.
+    _metrics_socket: Optional[socket.socket] = None
+    metrics_address = _MetricsAddress()
 
     def __init__(
         self,
@@ -505,6 +562,8 @@ class BaseWSGIServer:
         self.accepting = False
         if self._map.get(self._fileno) is self:
             del self._map[self._fileno]
+        if self._metrics_socket is not None:
+            self._metrics_socket.close()
         if self.socket is not None:
             self.socket.close()
             # None once closed, as in Waitress.

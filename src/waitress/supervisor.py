@@ -192,6 +192,16 @@ class Supervisor:
         #: Each worker's open connections (a machine word per worker number).
         self.counts = mmap.mmap(-1, BALANCE_SLOTS * _SLOT)
         self.counts.write(_NOT_ACCEPTING * BALANCE_SLOTS)
+        #: With metrics_listen: every worker's metrics, a slot per worker
+        #: number, so whichever worker answers a scrape reports them all
+        #: (Metrics.swift). Only the pages of slots in use are ever touched.
+        self.metrics_memory: Optional[mmap.mmap] = None
+        self.metrics_slot_bytes = 0
+        if getattr(adj, "metrics_listen", None):
+            from . import _native
+
+            self.metrics_slot_bytes = _native.metrics_slot_bytes()
+            self.metrics_memory = mmap.mmap(-1, BALANCE_SLOTS * self.metrics_slot_bytes)
 
     # -- the loop ---------------------------------------------------------
 
@@ -350,6 +360,11 @@ class Supervisor:
         if number <= BALANCE_SLOTS:
             at = (number - 1) * _SLOT
             self.counts[at : at + _SLOT] = _NOT_ACCEPTING
+            if self.metrics_memory is not None:
+                # The slot's first word is its worker's pid: 0, no longer live
+                # (its counters stay, for the next worker with this number).
+                at = (number - 1) * self.metrics_slot_bytes
+                self.metrics_memory[at : at + 8] = bytes(8)
 
     def _exited(self, worker: _Worker, status: int) -> None:
         how = _describe_status(status)
@@ -590,6 +605,8 @@ class Supervisor:
             server.application = application
 
         serving = _Serving()
+        if self.metrics_memory is not None and number <= BALANCE_SLOTS:
+            serving.metrics_memory = (self.metrics_memory, number - 1)
         limit = 0
         if self.adj.max_requests:
             limit = self.adj.max_requests + random.randint(0, self.adj.max_requests_jitter)

@@ -68,7 +68,7 @@ DEFAULTS = {
 DEFAULTS.update(workers=1, preload=False, max_requests=0, max_requests_jitter=0, worker_timeout=30,
                 max_worker_rss=0)
 # The engine's access log (docs/access-log.md; not in Waitress).
-DEFAULTS.update(access_log=None, access_log_format="combined")
+DEFAULTS.update(access_log=None, access_log_format="combined", metrics_listen=None)
 
 
 class TestDefaults:
@@ -385,3 +385,35 @@ class TestAccessLogOptions:
             ["--access-log=-", "--access-log-format=%(s)s %(D)s", "app:app"]
         )
         assert (kw["access_log"], kw["access_log_format"], args) == ("-", "%(s)s %(D)s", ["app:app"])
+
+
+class TestMetricsOptions:
+    def test_off_by_default(self):
+        adj = make()
+        assert adj.metrics_listen is None
+        assert adj.metrics_sockinfo is None
+        assert make(metrics_listen="").metrics_sockinfo is None
+
+    @pytest.mark.parametrize(
+        "value, address",
+        [("127.0.0.1:9100", ("127.0.0.1", 9100)), ("[::1]:9100", ("::1", 9100)), ("127.0.0.1:0", ("127.0.0.1", 0))],
+    )
+    def test_host_and_port(self, value, address):
+        if ":" in address[0] and not socket.has_ipv6:
+            pytest.skip("no IPv6")
+        info = make(metrics_listen=value).metrics_sockinfo
+        assert info[1] == socket.SOCK_STREAM
+        assert tuple(info[3][:2]) == address
+
+    @pytest.mark.parametrize("value", ["127.0.0.1", "9100", "127.0.0.1:http", "127.0.0.1:70000", "[::1]"])
+    def test_a_port_is_required(self, value):
+        with pytest.raises(ValueError, match=re.escape(f"metrics_listen must be host:port (for example 127.0.0.1:9100), not {value!r}")):
+            make(metrics_listen=value)
+
+    def test_unresolvable_host(self):
+        with pytest.raises(ValueError, match="metrics_listen 'no-such-host.invalid:9100': cannot resolve"):
+            make(metrics_listen="no-such-host.invalid:9100")
+
+    def test_command_line_flag(self):
+        kw, args = Adjustments.parse_args(["--metrics-listen=127.0.0.1:9100", "app:app"])
+        assert (kw["metrics_listen"], args) == ("127.0.0.1:9100", ["app:app"])
