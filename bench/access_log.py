@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""The access log's cost: hello at 16 connections with ``access_log`` off, to a file, to stdout
-redirected to a file, and with Paste's TransLogger around the app instead (writing to a file),
-in one run: server pinned to CPU 0, wrk to CPU 1, interleaved rounds, medians, ratios to "off".
+"""What observing costs: hello at 16 connections with ``access_log`` off, to a file, to stdout
+redirected to a file, with ``metrics_listen`` on and scraped every second, and with Paste's
+TransLogger around the app instead (writing to a file); and, for the comparison a Waitress user
+would make, real Waitress 3.0.2 without and with TransLogger. One run: server pinned to CPU 0,
+wrk (and the scraper) to CPU 1, interleaved rounds, medians, ratios to "off" of the same server.
 
-    bench/bench.py run access-log [--python PY] [--seconds 5] [--rounds 3]
+    bench/bench.py run access-log [--python PY] [--seconds 5] [--rounds 3] [--no-waitress]
 
 ``--python`` is an interpreter with this project's waitress installed (and ``paste`` for the
-TransLogger row; the row is skipped without it); default: the worktree's .venv.
+TransLogger row; the row is skipped without it); default: the worktree's .venv. Real Waitress
+comes from bench/.venv-waitress (made by benchlib, with paste added here).
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 APP = '''
 import logging, sys
@@ -63,17 +69,40 @@ def wait_listening(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError("server did not start")
 
 
-def run_mode(python: str, workdir: Path, mode: str, seconds: int) -> float:
+class Scraper:
+    """GET /metrics once a second, as Prometheus would, on the client's CPU."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.scrapes = 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        os.sched_setaffinity(0, {1})
+        while not self.stopped.wait(1.0):
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+                if r.status == 200 and b"waitress_requests_total" in r.read():
+                    self.scrapes += 1
+
+
+def run_mode(python: str, workdir: Path, mode: str, seconds: int, waitress_python: str) -> float:
     port = free_port()
+    if mode.startswith("waitress"):
+        python = waitress_python
     args = [python, "-m", "waitress", f"--listen=127.0.0.1:{port}", "--threads=4"]
     stdout = subprocess.DEVNULL
     app = "hello_app:app"
+    scraper = None
+    if mode == "metrics":
+        scraper = Scraper(free_port())
+        args.append(f"--metrics-listen=127.0.0.1:{scraper.port}")
     if mode == "file":
         args.append(f"--access-log={workdir / 'access.log'}")
     elif mode == "stdout":
         args.append("--access-log=-")
         stdout = open(workdir / "stdout.log", "ab")
-    elif mode == "translogger":
+    elif mode in ("translogger", "waitress-translogger"):
         app = "translogged_app:app"
     proc = subprocess.Popen(["taskset", "-c", "0"] + args + [app], cwd=workdir, stdout=stdout,
                             stderr=subprocess.DEVNULL)
@@ -81,11 +110,18 @@ def run_mode(python: str, workdir: Path, mode: str, seconds: int) -> float:
         wait_listening(port)
         url = f"http://127.0.0.1:{port}/"
         subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c16", "-d1s", url], capture_output=True)
+        if scraper:
+            scraper.thread.start()
         out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{seconds}s", url],
                              capture_output=True, text=True).stdout
         match = re.search(r"Requests/sec:\s+([\d.]+)", out)
         if not match or "Non-2xx" in out or "Socket errors" in out:
             raise RuntimeError("wrk: " + out)
+        if scraper:
+            scraper.stopped.set()
+            scraper.thread.join(10)
+            if scraper.scrapes < seconds - 1:
+                raise RuntimeError(f"only {scraper.scrapes} scrapes in {seconds} s")
         return float(match.group(1))
     finally:
         proc.terminate()
@@ -99,6 +135,7 @@ def main() -> int:
     parser.add_argument("--python", default=str(HERE.parent / ".venv" / "bin" / "python"))
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-waitress", action="store_true", help="skip the real Waitress rows")
     opts = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is needed (apt-get install wrk)")
@@ -106,21 +143,34 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-access-"))
     (workdir / "hello_app.py").write_text(APP)
     (workdir / "translogged_app.py").write_text(TRANSLOGGED % str(workdir / "translogger.log"))
-    modes = ["off", "file", "stdout"]
+    modes = ["off", "file", "stdout", "metrics"]
     has_paste = subprocess.run([opts.python, "-c", "import paste.translogger"],
                                capture_output=True).returncode == 0
     if has_paste:
         modes.append("translogger")
+    waitress_python = ""
+    if not opts.no_waitress:
+        import benchlib
+
+        logf = workdir / "setup.log"
+        benchlib.ensure_peer_venv(logf)
+        waitress_python = str(benchlib.venv_python(benchlib.VENV_PEERS))
+        benchlib.run([waitress_python, "-m", "pip", "install", "-q", "paste==3.10.1"], timeout=300, log_file=logf)
+        modes += ["waitress-off", "waitress-translogger"]
     results: dict[str, list[float]] = {m: [] for m in modes}
     for r in range(opts.rounds):
         for mode in modes:
-            results[mode].append(run_mode(opts.python, workdir, mode, opts.seconds))
-            print(f"round {r + 1} {mode:12s} {results[mode][-1]:10.0f} req/s", flush=True)
-    base = statistics.median(results["off"])
-    print("\nhello, 16 connections, median req/s and ratio to the log off:")
+            results[mode].append(run_mode(opts.python, workdir, mode, opts.seconds, waitress_python))
+            print(f"round {r + 1} {mode:20s} {results[mode][-1]:10.0f} req/s", flush=True)
+    print("\nhello, 16 connections, median req/s; ratio to the same server with nothing on:")
     for mode in modes:
         median = statistics.median(results[mode])
-        print(f"  {mode:12s} {median:10.0f}  {median / base:5.3f}")
+        base = statistics.median(results["waitress-off" if mode.startswith("waitress") else "off"])
+        print(f"  {mode:20s} {median:10.0f}  {median / base:5.3f}")
+    if "waitress-translogger" in results and "translogger" in results:
+        ours = statistics.median(results["file"])
+        theirs = statistics.median(results["waitress-translogger"])
+        print(f"\nours with access_log to a file / Waitress with TransLogger: {ours / theirs:5.2f}x")
     lines = sum(1 for _ in open(workdir / "access.log", "rb"))
     print(f"\n(access.log has {lines} lines; {workdir})")
     return 0

@@ -22,7 +22,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "soak": ("soak.py", "mixed traffic for --minutes against the installed server; RSS, fds, spill growth"),
     "workers": ("workers.py", "--workers=2 vs 1, gunicorn -w 2 gthread, Granian --workers 2; errors across SIGHUP"),
     "accept-spread": ("accept_spread.py", "2 workers: a shared accept queue vs SO_REUSEPORT under an uneven load"),
-    "access-log": ("access_log.py", "hello at c16: access_log off, to a file, to stdout, and TransLogger instead"),
+    "access-log": ("access_log.py", "hello at c16: access_log off, to a file, to stdout, metrics scraped every 1 s, TransLogger (ours and Waitress)"),
 }
 
 USAGE = "usage: bench.py list | bench.py run NAME [args...]   (see bench/README.md)"

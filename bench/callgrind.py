@@ -18,6 +18,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -43,6 +44,8 @@ def parse_args(argv=None):
     p.add_argument("--ours-src", type=Path, default=os.environ.get("BENCH_OURS_SRC") or None)
     p.add_argument("--start-timeout", type=float, default=300.0)
     p.add_argument("--run-timeout", type=float, default=1800.0, help="bound on one load run, seconds")
+    p.add_argument("--ours-args", default="",
+                   help="extra flags for ours, e.g. '--access-log=/tmp/a.log' or '--metrics-listen=127.0.0.1:9109'")
     p.add_argument("--keep", action="store_true", help="keep the callgrind.out files (in the results logs dir)")
     p.add_argument("--out-dir", type=Path, default=bl.RESULTS_DIR)
     a = p.parse_args(argv)
@@ -93,7 +96,10 @@ def one_run(c: bl.Contender, n: int, a, logdir: Path) -> dict:
     port = bl.free_port()
     out_dir = Path(tempfile.mkdtemp(prefix=f"cg-{c.name}-{n}-", dir=logdir))
     vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/callgrind.out.%p"]
-    srv = bl.Server(cmd=["taskset", "-c", "0"] + vg + c.command(port, a.threads),
+    cmd = c.command(port, a.threads)
+    if c.kind == "ours" and a.ours_args:
+        cmd[-1:-1] = shlex.split(a.ours_args)  # before the app
+    srv = bl.Server(cmd=["taskset", "-c", "0"] + vg + cmd,
                     log_path=logdir / f"callgrind-{c.name}-{n}.log", port=port)
     srv.start()
     try:
@@ -168,7 +174,7 @@ def main(argv=None) -> int:
     lines = [f"# Instructions per request (callgrind) {stamp}", "",
              f"- hello-world app; Ir per request = (Ir(N2) - Ir(N1)) / (N2 - N1) with N1 = {a.baseline}, "
              f"N2 = {a.requests}, {a.connections} keep-alive connections (one request in flight each)",
-             f"- Waitress and ours: --threads={a.threads}; server process under callgrind pinned to CPU 0; "
+             f"- Waitress and ours: --threads={a.threads}{'; ours with ' + a.ours_args if a.ours_args else ''}; server process under callgrind pinned to CPU 0; "
              f"repo {bl.git_rev()}", ""]
     for name, why in skipped.items():
         lines += [f"**{bl.CONTENDERS[name].label} skipped:** {why.splitlines()[0]}", ""]
