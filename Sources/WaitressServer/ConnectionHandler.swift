@@ -40,6 +40,9 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The client shut down its sending side (read EOF).
     private var peerClosed = false
     private var needsFlush = false
+    /// File regions written and not yet completed (they count in no pending
+    /// total; the access log and metrics wait for them).
+    private(set) var filesInFlight = 0
     private(set) var lastActivity = monotonicSeconds()
     /// When the first bytes of a request head that is not complete yet were
     /// parsed (request_head_timeout); nil between requests.
@@ -376,8 +379,10 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             let region = FileRegion(fileHandle: file.handle, readerIndex: offset, endIndex: offset + length)
             let promise = context.eventLoop.makePromise(of: Void.self)
             let channel = responseChannel!
-            promise.futureResult.whenComplete { _ in
+            filesInFlight += 1
+            promise.futureResult.whenComplete { [self] _ in
                 withExtendedLifetime(file) {}
+                filesInFlight -= 1
                 if spilled { channel.drained(memory: 0, total: length) }
             }
             context.write(wrapOutboundOut(.fileRegion(region)), promise: promise)

@@ -151,12 +151,11 @@ public final class ServerMetrics: @unchecked Sendable {
         word(slot, base + Self.bounds.count + 2).wrappingIncrement(ordering: .relaxed)
     }
 
-    /// A response was written: counted by method and status class, timed
-    /// from the request's first byte. `method` is nil when no head was parsed.
-    func countRequest(method: UnsafeRawBufferPointer?, status: Int, seconds: Double) {
-        let methodIndex = method.map(Self.methodIndex) ?? Self.methods.count - 1
+    /// A response was written: counted by method (its `methodIndex`) and
+    /// status class, timed from the request's first byte.
+    func countRequest(method: Int, status: Int, seconds: Double) {
         let statusClass = min(4, max(0, status / 100 - 1))
-        word(slot, Self.requestsBase + methodIndex * 5 + statusClass).wrappingIncrement(ordering: .relaxed)
+        word(slot, Self.requestsBase + method * 5 + statusClass).wrappingIncrement(ordering: .relaxed)
         observe(.request, seconds: seconds)
     }
 
@@ -165,11 +164,19 @@ public final class ServerMetrics: @unchecked Sendable {
         word(slot, Self.engineErrorsBase + index).wrappingIncrement(ordering: .relaxed)
     }
 
-    static func methodIndex(_ method: UnsafeRawBufferPointer) -> Int {
-        for (index, name) in methods.enumerated().dropLast() where name.utf8.elementsEqual(method) {
-            return index
+    /// The index in `methods` of a request's method (the last: any other).
+    static func methodIndex(_ m: UnsafeRawBufferPointer) -> Int {
+        func its(_ name: StaticString) -> Bool {
+            name.utf8CodeUnitCount == m.count && memcmp(name.utf8Start, m.baseAddress!, m.count) == 0
         }
-        return methods.count - 1
+        switch m.count {
+        case 3: return its("GET") ? 0 : its("PUT") ? 3 : 7
+        case 4: return its("HEAD") ? 1 : its("POST") ? 2 : 7
+        case 5: return its("PATCH") ? 5 : 7
+        case 6: return its("DELETE") ? 4 : 7
+        case 7: return its("OPTIONS") ? 6 : 7
+        default: return 7
+        }
     }
 
     // MARK: recording from the worker side (WaitressPython)

@@ -16,9 +16,11 @@ final class MetricsTests: XCTestCase {
         let metrics = ServerMetrics()
         metrics.begin(threads: 4, connectionLimit: 100)
         for (method, status) in [("GET", 200), ("GET", 204), ("POST", 302), ("BREW", 418), ("GET", 503)] {
-            Array(method.utf8).withUnsafeBytes { metrics.countRequest(method: $0, status: status, seconds: 0.001) }
+            Array(method.utf8).withUnsafeBytes {
+                metrics.countRequest(method: ServerMetrics.methodIndex($0), status: status, seconds: 0.001)
+            }
         }
-        metrics.countRequest(method: nil, status: 400, seconds: 0)
+        metrics.countRequest(method: ServerMetrics.methods.count - 1, status: 400, seconds: 0)
         XCTAssertEqual(
             lines(metrics, "waitress_requests_total{"),
             [
