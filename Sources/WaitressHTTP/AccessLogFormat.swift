@@ -72,8 +72,26 @@ public struct AccessLogFormat: Sendable {
     }
 
     let atoms: [Atom]
+    /// `atoms` as written: payload arrays moved to `texts` and referred to by
+    /// index, so that writing a line copies no references (measured with
+    /// callgrind: the copies were a tenth of a line's cost).
+    let steps: [Step]
+    let texts: [[UInt8]]
     let isJSON: Bool
     let pid: [UInt8]
+
+    enum Step {
+        case literal(Int)
+        case requestField(Int)
+        case responseField(Int)
+        /// An atom without a payload.
+        case other(Atom)
+    }
+
+    static let refererName = Array("REFERER".utf8)
+    static let userAgentName = Array("USER_AGENT".utf8)
+    static let authorizationName = Array("AUTHORIZATION".utf8)
+    static let contentLengthName = Array("content-length".utf8)
 
     public static let combinedSpec =
         "%(h)s - %(u)s %(t)s \"%(Q)s\" %(s)s %(C)s \"%(f)s\" \"%(a)s\""
@@ -95,6 +113,23 @@ public struct AccessLogFormat: Sendable {
             atoms = try Self.parse(spec)
             isJSON = false
         }
+        var texts: [[UInt8]] = []
+        steps = atoms.map { atom in
+            switch atom {
+            case .literal(let bytes):
+                texts.append(bytes)
+                return .literal(texts.count - 1)
+            case .requestField(let name):
+                texts.append(name)
+                return .requestField(texts.count - 1)
+            case .responseField(let name):
+                texts.append(name)
+                return .responseField(texts.count - 1)
+            default:
+                return .other(atom)
+            }
+        }
+        self.texts = texts
     }
 
     static func parse(_ spec: String) throws(AccessLogFormatError) -> [Atom] {
@@ -190,7 +225,18 @@ public struct AccessLogFormat: Sendable {
         if isJSON {
             writeJSON(entry, into: &out, clock: &clock)
         } else {
-            for atom in atoms { write(atom, entry, into: &out, clock: &clock) }
+            steps.withUnsafeBufferPointer { steps in
+                for step in steps {
+                    switch step {
+                    case .literal(let index): out.append(contentsOf: texts[index])
+                    case .requestField(let index):
+                        escapedOrDash(entry.head.flatMap { Self.field($0, texts[index]) }, into: &out)
+                    case .responseField(let index):
+                        escapedOrDash(Self.responseField(entry.responseHeaders, texts[index]), into: &out)
+                    case .other(let atom): write(atom, entry, into: &out, clock: &clock)
+                    }
+                }
+            }
         }
         out.append(10)
     }
@@ -221,8 +267,8 @@ public struct AccessLogFormat: Sendable {
         case .bytesOrDash:
             if e.bodyBytes > 0 { appendInt(e.bodyBytes, into: &out) } else { out.append(UInt8(ascii: "-")) }
         case .bytes: appendInt(e.bodyBytes, into: &out)
-        case .referer: escapedOrDash(e.head?.field("REFERER"), into: &out)
-        case .userAgent: escapedOrDash(e.head?.field("USER_AGENT"), into: &out)
+        case .referer: escapedOrDash(e.head.flatMap { Self.field($0, Self.refererName) }, into: &out)
+        case .userAgent: escapedOrDash(e.head.flatMap { Self.field($0, Self.userAgentName) }, into: &out)
         case .seconds: appendInt(Int(e.duration), into: &out)
         case .microseconds: appendInt(Int(e.duration * 1e6), into: &out)
         case .milliseconds: appendInt(Int(e.duration * 1e3), into: &out)
@@ -255,7 +301,7 @@ public struct AccessLogFormat: Sendable {
             out.append(32)
             appendProtocol(head.version, into: &out)
         case .contentLengthOrDash:
-            escapedOrDash(Self.responseField(e.responseHeaders, Array("content-length".utf8)), into: &out)
+            escapedOrDash(Self.responseField(e.responseHeaders, Self.contentLengthName), into: &out)
         }
     }
 
@@ -309,9 +355,9 @@ public struct AccessLogFormat: Sendable {
         key("duration_us")
         appendInt(Int(e.duration * 1e6), into: &out)
         key("referer")
-        string(e.head?.field("REFERER"))
+        string(e.head.flatMap { Self.field($0, Self.refererName) })
         key("user_agent")
-        string(e.head?.field("USER_AGENT"))
+        string(e.head.flatMap { Self.field($0, Self.userAgentName) })
         key("user")
         string(Self.basicUser(e.head))
         out.append(UInt8(ascii: "}"))
@@ -326,25 +372,37 @@ public struct AccessLogFormat: Sendable {
     }
 
     static func field(_ head: RequestHead, _ wsgiName: [UInt8]) -> ArraySlice<UInt8>? {
-        for field in head.fields where field.name.count == wsgiName.count && head.storage[field.name].elementsEqual(wsgiName) {
-            return head.storage[field.value]
+        let index = head.storage.withUnsafeBytes { storage in
+            wsgiName.withUnsafeBytes { name in
+                head.fields.firstIndex { field in
+                    field.name.count == name.count
+                        && memcmp(storage.baseAddress! + field.name.lowerBound, name.baseAddress!, name.count) == 0
+                }
+            }
         }
-        return nil
+        return index.map { head.storage[head.fields[$0].value] }
     }
 
     static func responseField(_ headers: ResponseHeaders, _ lowerName: [UInt8]) -> ArraySlice<UInt8>? {
-        var found: ArraySlice<UInt8>? = nil
-        for (name, value) in headers.entries where name.count == lowerName.count {
-            if zip(headers.storage[name], lowerName).allSatisfy({ ($0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0) == $1 }) {
-                found = headers.storage[value]  // the last one, as TransLogger takes
+        let found = headers.storage.withUnsafeBytes { storage in
+            lowerName.withUnsafeBytes { wanted in
+                // The last one, as TransLogger takes.
+                headers.entries.lastIndex { entry in
+                    guard entry.name.count == wanted.count else { return false }
+                    for i in 0..<wanted.count {
+                        let b = storage[entry.name.lowerBound + i]
+                        if (b >= 65 && b <= 90 ? b | 0x20 : b) != wanted[i] { return false }
+                    }
+                    return true
+                }
             }
         }
-        return found
+        return found.map { headers.storage[headers.entries[$0].value] }
     }
 
     /// The user name of a Basic Authorization (RFC 7617), as gunicorn's %(u)s.
     static func basicUser(_ head: RequestHead?) -> [UInt8]? {
-        guard let head = head, let value = field(head, Array("AUTHORIZATION".utf8)), value.count > 6 else { return nil }
+        guard let head = head, let value = field(head, Self.authorizationName), value.count > 6 else { return nil }
         let scheme = value.prefix(6).map { $0 | 0x20 }
         guard scheme.elementsEqual("basic ".utf8) else { return nil }
         guard let decoded = base64Decode(value.dropFirst(6).drop(while: { $0 == 32 })) else { return nil }
@@ -383,11 +441,10 @@ public struct AccessLogFormat: Sendable {
     static func pythonQuote(_ head: RequestHead, into out: inout [UInt8]) {
         var decoded: [UInt8] = []
         head.withBytes(head.path) { percentDecode($0, into: &decoded) }
-        let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
         func escape(_ b: UInt8) {
             out.append(UInt8(ascii: "%"))
-            out.append(hex[Int(b >> 4)])
-            out.append(hex[Int(b & 15)])
+            out.append(hexDigit(b >> 4, upper: true))
+            out.append(hexDigit(b & 15, upper: true))
         }
         for b in decoded {
             switch b {
@@ -410,13 +467,24 @@ public struct AccessLogFormat: Sendable {
     /// Apache's escaping of logged values: `"` and `\` backslashed, bytes
     /// outside printable ASCII as `\xHH`.
     private func escaped<C: Collection>(_ value: C, into out: inout [UInt8]) where C.Element == UInt8 {
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        // Most values need no escaping: appended in one piece.
+        let plain = value.withContiguousStorageIfAvailable { bytes -> Bool in
+            if bytes.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 < 0x20 || $0 >= 0x7F }) {
+                return false
+            }
+            out.append(contentsOf: bytes)
+            return true
+        }
+        if plain == true { return }
         for b in value {
             if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") {
                 out.append(UInt8(ascii: "\\"))
                 out.append(b)
             } else if b < 0x20 || b >= 0x7F {
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "x"), hex[Int(b >> 4)], hex[Int(b & 15)]])
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "x"))
+                out.append(hexDigit(b >> 4, upper: false))
+                out.append(hexDigit(b & 15, upper: false))
             } else {
                 out.append(b)
             }
@@ -425,7 +493,6 @@ public struct AccessLogFormat: Sendable {
 
     /// A JSON string of latin-1 bytes (as the environ decodes them).
     static func jsonString<C: Collection>(_ value: C, into out: inout [UInt8]) where C.Element == UInt8 {
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
         out.append(UInt8(ascii: "\""))
         for b in value {
             switch b {
@@ -433,13 +500,21 @@ public struct AccessLogFormat: Sendable {
                 out.append(UInt8(ascii: "\\"))
                 out.append(b)
             case 0..<0x20, 0x7F...:
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]])
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 48, 48])
+                out.append(hexDigit(b >> 4, upper: false))
+                out.append(hexDigit(b & 15, upper: false))
             default:
                 out.append(b)
             }
         }
         out.append(UInt8(ascii: "\""))
     }
+}
+
+/// The hex digit for `v` (0...15).
+@inline(__always)
+func hexDigit(_ v: UInt8, upper: Bool) -> UInt8 {
+    v < 10 ? UInt8(ascii: "0") + v : (upper ? UInt8(ascii: "A") : UInt8(ascii: "a")) + v - 10
 }
 
 @inline(__always)

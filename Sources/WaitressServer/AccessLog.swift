@@ -272,7 +272,8 @@ public struct AccessLogOpenError: Error, CustomStringConvertible {
 /// loop after it (the Outbox's lock orders the two).
 public struct AccessLogNote: Sendable {
     var status: Int
-    var headers: ResponseHeaders
+    /// The app's headers, for the access log only (nil with metrics alone).
+    var headers: ResponseHeaders?
     var bodyBytes: Int
 }
 
@@ -287,7 +288,7 @@ extension ResponseChannel {
         var code = 0
         for b in status.prefix(3) where b >= 48 && b <= 57 { code = code * 10 + Int(b - 48) }
         accessNote = AccessLogNote(
-            status: code, headers: handler.core.accessLog != nil ? headers : ResponseHeaders(), bodyBytes: bodyBytes)
+            status: code, headers: handler.core.accessLog != nil ? headers : nil, bodyBytes: bodyBytes)
     }
 }
 
@@ -343,7 +344,7 @@ extension ConnectionHandler {
         accessLogTracker.tracking = false
         let head = accessLogTracker.head
         accessLogTracker.head = nil
-        let note = responseChannel.accessNote ?? AccessLogNote(status: 0, headers: ResponseHeaders(), bodyBytes: 0)
+        let note = responseChannel.accessNote ?? AccessLogNote(status: 0, headers: nil, bodyBytes: 0)
         responseChannel.accessNote = nil
         let start = accessLogTracker.requestStart
         let method = accessLogTracker.method
@@ -363,15 +364,18 @@ extension ConnectionHandler {
     /// Records a finished response in the log and the metrics, timed to now.
     /// `method`: its `ServerMetrics.methodIndex` (for the metrics).
     private func record(
-        start: Double, method: Int, head: RequestHead?, line: [UInt8], status: Int, headers: ResponseHeaders,
+        start: Double, method: Int, head: RequestHead?, line: [UInt8], status: Int, headers: ResponseHeaders?,
         bodyBytes: Int
     ) {
         let now = monotonicSeconds()
-        core.accessLog?.record(
-            AccessLogEntry(
-                head: head, rawRequestLine: line, remoteHost: responseChannel.remoteHostBytes,
-                remotePort: responseChannel.remotePortBytes, startTime: wallSeconds() - (now - start),
-                duration: now - start, status: status, responseHeaders: headers, bodyBytes: bodyBytes))
+        if let log = core.accessLog {
+            log.record(
+                AccessLogEntry(
+                    head: head, rawRequestLine: line, remoteHost: responseChannel.remoteHostBytes,
+                    remotePort: responseChannel.remotePortBytes, startTime: wallSeconds() - (now - start),
+                    duration: now - start, status: status, responseHeaders: headers ?? ResponseHeaders(),
+                    bodyBytes: bodyBytes))
+        }
         core.metrics?.countRequest(method: method, status: status, seconds: now - start)
     }
 

@@ -48,6 +48,16 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(Double(sum.split(separator: " ").last!)!, 100.20065, accuracy: 1e-6)
     }
 
+    func testBucketsMatchTheBounds() {
+        for (index, bound) in ServerMetrics.bounds.enumerated() {
+            let nanos = UInt64((bound * 1e9).rounded())
+            XCTAssertEqual(ServerMetrics.bucket(nanos), index, "at \(bound) s")
+            XCTAssertEqual(ServerMetrics.bucket(nanos + 1), index + 1, "just over \(bound) s")
+        }
+        XCTAssertEqual(ServerMetrics.bucket(0), 0)
+        XCTAssertEqual(ServerMetrics.bucket(.max), ServerMetrics.bounds.count)
+    }
+
     func testWorkersShareMemoryAndANewWorkerContinuesItsNumbersCounters() throws {
         let bytes = 3 * ServerMetrics.slotBytes
         let memory = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 8)

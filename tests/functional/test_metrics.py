@@ -153,12 +153,17 @@ def test_open_connections_and_busy_threads(metered):
     finally:
         for conn in conns:
             conn.close()
+    # The thread counts itself idle just after it hands over the response: wait for that.
     s = wait_until(
-        lambda: (lambda s: s if s.value("waitress_connections_open") == 0 else None)(Scrape(server.metrics_port)),
-        what="connections closed",
+        lambda: (
+            lambda s: s
+            if s.value("waitress_connections_open") == 0 and s.value("waitress_threads", state="busy") == 0
+            else None
+        )(Scrape(server.metrics_port)),
+        what="connections closed and the thread idle",
     )
     assert s.value("waitress_requests_waiting") == 0
-    assert s.value("waitress_threads", state="busy") == 0
+    assert s.value("waitress_threads", state="idle") == 1
     # The second request waited about as long as the first one slept.
     assert s.value("waitress_queue_wait_seconds_bucket", le="0.5") < s.value("waitress_queue_wait_seconds_count")
 
