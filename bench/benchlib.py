@@ -632,3 +632,78 @@ def wrk_cmd(port: int, conns: int, duration: float, cpu: str | None, latency: bo
     return cmd + [f"http://{HOST}:{port}{path}"]
 
 
+
+
+# --------------------------------------------------------------------------
+# What the wrk-driven tools (hello, output, peers) share around their runs
+# --------------------------------------------------------------------------
+
+def add_timing_args(p, duration: int, warmup: int, rounds: int) -> None:
+    """-d/--duration, --warmup and -r/--rounds with these defaults (and their BENCH_* variables)."""
+    p.add_argument("--duration", "-d", type=int, default=env_default("BENCH_DURATION", duration),
+                   help=f"seconds per measured run (env BENCH_DURATION, default {duration})")
+    p.add_argument("--warmup", type=int, default=env_default("BENCH_WARMUP", warmup),
+                   help=f"seconds of warm-up load before each measured run (env BENCH_WARMUP, default {warmup}; "
+                   "0 = none)")
+    p.add_argument("--rounds", "-r", type=int, default=env_default("BENCH_ROUNDS", rounds),
+                   help=f"interleaved rounds (env BENCH_ROUNDS, default {rounds})")
+
+
+def parse_choices(p, text: str, choices, what: str) -> list[str]:
+    """A comma-separated option as a list; argparse's error (exit 2) for a name not in choices."""
+    names = [x.strip() for x in str(text).split(",") if x.strip()]
+    unknown = [x for x in names if x not in choices]
+    if unknown:
+        p.error(f"unknown {what} {unknown}; choose from {list(choices)}")
+    return names
+
+
+def add_common_args(p) -> None:
+    """The options every pinned wrk tool has: ours' install, pinning, start-up, output."""
+    p.add_argument("--no-install", action="store_true", default=bool(os.environ.get("BENCH_NO_INSTALL")),
+                   help="do not (re)install our package; use what .venv-ours has (env BENCH_NO_INSTALL=1)")
+    p.add_argument("--ours-src", type=Path, default=os.environ.get("BENCH_OURS_SRC") or None,
+                   help="checkout to install as ours (env BENCH_OURS_SRC; default: this repository)")
+    p.add_argument("--no-pin", action="store_true", help="do not pin with taskset (not comparable!)")
+    p.add_argument("--server-cpu", default="0")
+    p.add_argument("--client-cpu", default="1")
+    p.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for a server to be ready")
+    p.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+
+
+def start_run(a, prefix: str) -> tuple[str, Path]:
+    """Cleanup handlers, wrk and taskset present (unpinned if under 2 CPUs); (stamp, log dir)."""
+    install_cleanup_handlers()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    a.out_dir.mkdir(parents=True, exist_ok=True)
+    logdir = a.out_dir / f"{prefix}{stamp}-logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+    ensure_tool("wrk", "wrk")
+    if not a.no_pin:
+        if not shutil.which("taskset"):
+            ensure_tool("taskset", "util-linux")
+        ncpu = len(os.sched_getaffinity(0))
+        if ncpu < 2:
+            log(f"only {ncpu} CPU available: running unpinned")
+            a.no_pin = True
+    return stamp, logdir
+
+
+def setup_ours(a, logdir: Path) -> tuple[dict[str, str], str | None]:
+    """Install ours if it is a contender: ({"ours": why} if it is skipped, the install note)."""
+    if "ours" not in a.server_list:
+        return {}, None
+    ok, msg = install_ours(logdir / "setup-ours.log", skip_install=a.no_install, src=a.ours_src)
+    if ok:
+        log(msg)
+        return {}, msg
+    log("SKIPPING ours: " + msg)
+    return {"ours": msg}, None
+
+
+def server_python_version(venv: Path) -> str:
+    try:
+        return subprocess.run([str(venv_python(venv)), "-c", "import platform; print(platform.python_version())"],
+                              capture_output=True, text=True, timeout=60).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return ""

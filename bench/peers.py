@@ -14,14 +14,10 @@ ratios to Waitress and to the best peer. A workload a server cannot serve correc
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import http.client
 import json
 import os
 import platform
-import shutil
-import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -72,12 +68,7 @@ NOT_PEERS = ("waitress", "ours")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--duration", "-d", type=int, default=bl.env_default("BENCH_DURATION", 5),
-                   help="seconds per measured run (env BENCH_DURATION, default 5)")
-    p.add_argument("--warmup", type=int, default=bl.env_default("BENCH_WARMUP", 1),
-                   help="seconds of warm-up load before each measured run (env BENCH_WARMUP, default 1)")
-    p.add_argument("--rounds", "-r", type=int, default=bl.env_default("BENCH_ROUNDS", 3),
-                   help="interleaved rounds (env BENCH_ROUNDS, default 3)")
+    bl.add_timing_args(p, 5, 1, 3)
     p.add_argument("--connections", "-c", type=int, default=bl.env_default("BENCH_CONNECTIONS", 16),
                    help="wrk connections (env BENCH_CONNECTIONS, default 16)")
     p.add_argument("--servers", "-s", default=bl.env_default("BENCH_SERVERS", ",".join(CONTENDERS)),
@@ -87,28 +78,14 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=4,
                    help="threads of Waitress, ours and gunicorn (default 4)")
     p.add_argument("--quick", action="store_true", help="smoke run: 3 s runs, 1 s warm-up, 1 round")
-    p.add_argument("--no-install", action="store_true", default=bool(os.environ.get("BENCH_NO_INSTALL")),
-                   help="do not (re)install our package; use what .venv-ours has (env BENCH_NO_INSTALL=1)")
-    p.add_argument("--ours-src", type=Path, default=os.environ.get("BENCH_OURS_SRC") or None,
-                   help="checkout to install as ours (env BENCH_OURS_SRC; default: this repository)")
-    p.add_argument("--no-pin", action="store_true", help="do not pin with taskset (not comparable!)")
-    p.add_argument("--server-cpu", default="0")
-    p.add_argument("--client-cpu", default="1")
-    p.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for a server to be ready")
-    p.add_argument("--out-dir", type=Path, default=bl.RESULTS_DIR)
+    bl.add_common_args(p)
     p.add_argument("--render", type=Path, metavar="JSON",
                    help="measure nothing: print the markdown report of an earlier run's JSON")
     a = p.parse_args(argv)
     if a.quick:
         a.duration, a.warmup, a.rounds = 3, 1, 1
-    a.server_list = [s.strip() for s in a.servers.split(",") if s.strip()]
-    unknown = [s for s in a.server_list if s not in CONTENDERS]
-    if unknown:
-        p.error(f"unknown server(s) {unknown}; choose from {list(CONTENDERS)}")
-    a.workload_list = [w.strip() for w in a.workloads.split(",") if w.strip()]
-    unknown = [w for w in a.workload_list if w not in WORKLOADS]
-    if unknown:
-        p.error(f"unknown workload(s) {unknown}; choose from {list(WORKLOADS)}")
+    a.server_list = bl.parse_choices(p, a.servers, CONTENDERS, "server(s)")
+    a.workload_list = bl.parse_choices(p, a.workloads, WORKLOADS, "workload(s)")
     if a.duration < 1 or a.rounds < 1 or a.warmup < 0 or a.connections < 1:
         p.error("duration, rounds and connections must be >= 1, warmup >= 0")
     return a
@@ -381,8 +358,8 @@ def render(meta, records, summary) -> str:
             label = CONTENDERS[n].label
             first = cell(w, n, lambda s: None)
             if first is not None:
-                why = {"n/a": summary[(w, n)]["na"] or "",
-                       "failed": (summary[(w, n)]["failures"] or ["no data"])[0]}.get(first, "")
+                why = ("" if first == "skipped" else summary[(w, n)]["na"] if first == "n/a"
+                       else (summary[(w, n)]["failures"] or ["no data"])[0])
                 why = why.splitlines()[0][:120].replace("|", "/") if why else ""
                 out.append(f"| {label} | {first}{': ' + why if why else ''} | | | | | | | | | | | |")
                 continue
@@ -425,19 +402,7 @@ def main(argv=None) -> int:
     if a.render:
         sys.stdout.write(render_json(a.render))
         return 0
-    bl.install_cleanup_handlers()
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    a.out_dir.mkdir(parents=True, exist_ok=True)
-    logdir = a.out_dir / f"peers-{stamp}-logs"
-    logdir.mkdir(parents=True, exist_ok=True)
-
-    bl.ensure_tool("wrk", "wrk")
-    if not a.no_pin:
-        if not shutil.which("taskset"):
-            bl.ensure_tool("taskset", "util-linux")
-        if len(os.sched_getaffinity(0)) < 2:
-            bl.log("fewer than 2 CPUs available: running unpinned")
-            a.no_pin = True
+    stamp, logdir = bl.start_run(a, "peers-")
 
     file_sha = outb.ensure_data_file() if "file" in a.workload_list else ""
     os.environ["BENCH_OUTPUT_FILE"] = str(outb.DATA_FILE)  # servers inherit the environment
@@ -445,21 +410,13 @@ def main(argv=None) -> int:
     needs_peers = any(s != "ours" for s in a.server_list)
     if needs_peers:
         bl.ensure_peer_venv(logdir / "setup-peers.log")
-    skipped: dict[str, str] = {}
-    ours_note = None
-    if "ours" in a.server_list:
-        ok, msg = bl.install_ours(logdir / "setup-ours.log", skip_install=a.no_install, src=a.ours_src)
-        if ok:
-            ours_note = msg
-            bl.log(msg)
-            # The real apps need Flask and Django in ours' venv too (the same pins).
-            pins = [l.strip() for l in bl.PEER_REQUIREMENTS.read_text().splitlines()
-                    if l.strip().lower().startswith(("flask==", "django=="))]
-            bl.run([str(bl.venv_python(bl.VENV_OURS)), "-m", "pip", "install", "-q", *pins],
-                   timeout=900, log_file=logdir / "setup-ours.log")
-        else:
-            skipped["ours"] = msg
-            bl.log("SKIPPING ours: " + msg)
+    skipped, ours_note = bl.setup_ours(a, logdir)
+    if "ours" in a.server_list and not skipped:
+        # The real apps need Flask and Django in ours' venv too (the same pins).
+        pins = [l.strip() for l in bl.PEER_REQUIREMENTS.read_text().splitlines()
+                if l.strip().lower().startswith(("flask==", "django=="))]
+        bl.run([str(bl.venv_python(bl.VENV_OURS)), "-m", "pip", "install", "-q", *pins],
+               timeout=900, log_file=logdir / "setup-ours.log")
     active = [s for s in a.server_list if s not in skipped]
 
     versions = {}
@@ -468,14 +425,7 @@ def main(argv=None) -> int:
             versions[dist] = bl.pip_version_of(bl.VENV_PEERS, dist)
     if "ours" in active:
         versions["ours"] = bl.pip_version_of(bl.VENV_OURS, "waitress")
-    server_py = ""
-    try:
-        server_py = subprocess.run(
-            [str(bl.venv_python(bl.VENV_PEERS if needs_peers else bl.VENV_OURS)), "-c",
-             "import platform; print(platform.python_version())"],
-            capture_output=True, text=True, timeout=60).stdout.strip()
-    except Exception:  # noqa: BLE001
-        pass
+    server_py = bl.server_python_version(bl.VENV_PEERS if needs_peers else bl.VENV_OURS)
     client_cpu = None if a.no_pin else a.client_cpu
     meta = {
         "timestamp": stamp, "duration_s": a.duration, "warmup_s": a.warmup, "rounds": a.rounds,
