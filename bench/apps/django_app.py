@@ -2,7 +2,8 @@
 
 ``GET /`` returns the same JSON document as apps/flask_json_app.py. No database, no
 installed apps, no middleware: the cost measured is Django's request/response cycle
-(WSGIHandler, URL resolving, HttpRequest over the environ, JsonResponse).
+(WSGIHandler, URL resolving, HttpRequest over the environ, JsonResponse). Without
+CommonMiddleware Django sets no Content-Length, so servers send the body chunked.
 """
 import django
 from django.conf import settings
