@@ -18,6 +18,7 @@ HERE = Path(__file__).resolve().parent
 TOOLS: dict[str, tuple[str, str]] = {
     "hello": ("run.py", "hello-world throughput and latency under wrk: Waitress, Granian, ours"),
     "output": ("output.py", "response output: file_wrapper file, 64 KiB, chunked stream, 1 MiB echo"),
+    "peers": ("peers.py", "ours vs Waitress, Granian, gunicorn, bjoern, fastwsgi: hello, close, Flask, Django, upload, 64 KiB, stream, file"),
     "callgrind": ("callgrind.py", "instructions per hello request under callgrind: Waitress, ours"),
     "soak": ("soak.py", "mixed traffic for --minutes against the installed server; RSS, fds, spill growth"),
     "workers": ("workers.py", "--workers=2 vs 1, gunicorn -w 2 gthread, Granian --workers 2; errors across SIGHUP"),

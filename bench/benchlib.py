@@ -102,20 +102,32 @@ def tail(path: Path, n: int = 25) -> str:
 # Tools and environments
 # --------------------------------------------------------------------------
 
+def _apt_install(what: str, debian_pkg: str) -> None:
+    if os.geteuid() != 0:
+        raise RuntimeError(f"{what} is not installed; install Debian package {debian_pkg}")
+    log(f"{what} missing: apt-get install -y {debian_pkg}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(["apt-get", "update"], timeout=300, env=env)
+    run(["apt-get", "install", "-y", debian_pkg], timeout=600, env=env)
+
+
 def ensure_tool(name: str, debian_pkg: str) -> str:
     path = shutil.which(name)
     if path:
         return path
-    if os.geteuid() != 0:
-        raise RuntimeError(f"{name} is not installed; install Debian package {debian_pkg}")
-    log(f"{name} missing: apt-get install -y {debian_pkg}")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    run(["apt-get", "update"], timeout=300, env=env)
-    run(["apt-get", "install", "-y", debian_pkg], timeout=600, env=env)
+    _apt_install(name, debian_pkg)
     path = shutil.which(name)
     if not path:
         raise RuntimeError(f"{name} still missing after installing {debian_pkg}")
     return path
+
+
+def ensure_file(path: str, debian_pkg: str) -> None:
+    """A file a build needs (a C header), from `debian_pkg` if it is missing."""
+    if not Path(path).exists():
+        _apt_install(path, debian_pkg)
+        if not Path(path).exists():
+            raise RuntimeError(f"{path} still missing after installing {debian_pkg}")
 
 
 def base_python() -> str:
@@ -137,11 +149,13 @@ def _make_venv(venv: Path, logf: Path) -> None:
 
 
 def ensure_peer_venv(logf: Path) -> None:
-    """Real Waitress and Granian, installed once; reinstalled if the pins change."""
+    """The peers of requirements-peers.txt, installed once; reinstalled if the pins change."""
     stamp = VENV_PEERS / ".bench-stamp"
     want = PEER_REQUIREMENTS.read_text()
     if stamp.exists() and stamp.read_text() == want and (VENV_PEERS / "bin" / "granian").exists():
         return
+    if "bjoern" in want:
+        ensure_file("/usr/include/ev.h", "libev-dev")  # bjoern's C extension builds against libev
     _make_venv(VENV_PEERS, logf)
     log(f"installing peers into {VENV_PEERS.name}: "
         + ", ".join(l.strip() for l in want.splitlines() if l.strip() and not l.lstrip().startswith("#")))
@@ -247,7 +261,7 @@ def machine_info() -> dict:
 class Contender:
     name: str          # key used on the command line and in JSON
     label: str         # shown in tables
-    kind: str          # "waitress" | "ours" | "granian" | "gunicorn"
+    kind: str          # "waitress" | "ours" | "granian" | "gunicorn" | "bjoern" | "fastwsgi"
     blocking_threads: int | None = None  # granian only; None = Granian's default
 
     def command(self, port: int, threads: int, app: str = APP_TARGET) -> list[str]:
@@ -268,6 +282,10 @@ class Contender:
             return [str(VENV_PEERS / "bin" / "gunicorn"), "-k", "gthread", "--threads", str(threads),
                     "-w", "1", "-b", f"{HOST}:{port}", "--chdir", str(APPS_DIR),
                     "--graceful-timeout", "3", app]
+        if self.kind in ("bjoern", "fastwsgi"):
+            # No command line of their own: apps/run_c_server.py calls their run().
+            return [str(venv_python(VENV_PEERS)), str(APPS_DIR / "run_c_server.py"), self.kind,
+                    HOST, str(port), app]
         raise ValueError(self.kind)
 
 
@@ -324,8 +342,8 @@ class Server:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def wait_ready(self, timeout: float) -> None:
-        """Poll until the port accepts and a GET / returns the hello body."""
+    def wait_ready(self, timeout: float, hello: bool = True) -> None:
+        """Poll until the port accepts and (if `hello`) a GET / returns the hello body."""
         deadline = time.monotonic() + timeout
         last_err = "no attempt"
         while time.monotonic() < deadline:
@@ -342,6 +360,8 @@ class Server:
         else:
             raise RuntimeError(f"server not accepting on {HOST}:{self.port} after {timeout:.0f} s "
                                f"({last_err}); log tail:\n{tail(self.log_path)}")
+        if not hello:
+            return
         remaining = max(1.0, deadline - time.monotonic())
         try:
             status, body = http_get(self.port, timeout=remaining)
@@ -384,10 +404,8 @@ def env_default(name: str, default):
     return type(default)(v) if v not in (None, "") else default
 
 
-def session_cpu_split(sid: int) -> tuple:
-    """(user, system) seconds of every live process in session `sid` (all threads included)."""
-    tck = os.sysconf("SC_CLK_TCK")
-    user = system = 0
+def _session_stats(sid: int):
+    """(pid, fields of /proc/PID/stat from field 3 on) of every live process in session `sid`."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -396,15 +414,43 @@ def session_cpu_split(sid: int) -> tuple:
         except OSError:
             continue
         rest = data[data.rfind(")") + 2:].split()
-        # rest[0] is field 3 (state): session is field 6, utime 14, stime 15.
+        # rest[0] is field 3 (state): session is field 6.
         try:
-            if int(rest[3]) != sid:
-                continue
-            user += int(rest[11])
-            system += int(rest[12])
+            if int(rest[3]) == sid:
+                yield int(entry), rest
+        except (IndexError, ValueError):
+            continue
+
+
+def session_cpu_split(sid: int) -> tuple:
+    """(user, system) seconds of every live process in session `sid` (all threads included)."""
+    tck = os.sysconf("SC_CLK_TCK")
+    user = system = 0
+    for _, rest in _session_stats(sid):
+        try:
+            user += int(rest[11])    # utime, field 14
+            system += int(rest[12])  # stime, field 15
         except (IndexError, ValueError):
             continue
     return user / tck, system / tck
+
+
+def session_peak_rss_kib(sid: int) -> int:
+    """Sum of VmHWM (peak resident set) over the live processes of session `sid`, in KiB.
+
+    A multi-process server (a supervisor and its workers) counts every process; pages they
+    share (forked, copy-on-write) count once per process, as VmHWM does.
+    """
+    total = 0
+    for pid, _ in _session_stats(sid):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+                    break
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def session_cpu_seconds(sid: int) -> float:
@@ -586,3 +632,78 @@ def wrk_cmd(port: int, conns: int, duration: float, cpu: str | None, latency: bo
     return cmd + [f"http://{HOST}:{port}{path}"]
 
 
+
+
+# --------------------------------------------------------------------------
+# What the wrk-driven tools (hello, output, peers) share around their runs
+# --------------------------------------------------------------------------
+
+def add_timing_args(p, duration: int, warmup: int, rounds: int) -> None:
+    """-d/--duration, --warmup and -r/--rounds with these defaults (and their BENCH_* variables)."""
+    p.add_argument("--duration", "-d", type=int, default=env_default("BENCH_DURATION", duration),
+                   help=f"seconds per measured run (env BENCH_DURATION, default {duration})")
+    p.add_argument("--warmup", type=int, default=env_default("BENCH_WARMUP", warmup),
+                   help=f"seconds of warm-up load before each measured run (env BENCH_WARMUP, default {warmup}; "
+                   "0 = none)")
+    p.add_argument("--rounds", "-r", type=int, default=env_default("BENCH_ROUNDS", rounds),
+                   help=f"interleaved rounds (env BENCH_ROUNDS, default {rounds})")
+
+
+def parse_choices(p, text: str, choices, what: str) -> list[str]:
+    """A comma-separated option as a list; argparse's error (exit 2) for a name not in choices."""
+    names = [x.strip() for x in str(text).split(",") if x.strip()]
+    unknown = [x for x in names if x not in choices]
+    if unknown:
+        p.error(f"unknown {what} {unknown}; choose from {list(choices)}")
+    return names
+
+
+def add_common_args(p) -> None:
+    """The options every pinned wrk tool has: ours' install, pinning, start-up, output."""
+    p.add_argument("--no-install", action="store_true", default=bool(os.environ.get("BENCH_NO_INSTALL")),
+                   help="do not (re)install our package; use what .venv-ours has (env BENCH_NO_INSTALL=1)")
+    p.add_argument("--ours-src", type=Path, default=os.environ.get("BENCH_OURS_SRC") or None,
+                   help="checkout to install as ours (env BENCH_OURS_SRC; default: this repository)")
+    p.add_argument("--no-pin", action="store_true", help="do not pin with taskset (not comparable!)")
+    p.add_argument("--server-cpu", default="0")
+    p.add_argument("--client-cpu", default="1")
+    p.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for a server to be ready")
+    p.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+
+
+def start_run(a, prefix: str) -> tuple[str, Path]:
+    """Cleanup handlers, wrk and taskset present (unpinned if under 2 CPUs); (stamp, log dir)."""
+    install_cleanup_handlers()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    a.out_dir.mkdir(parents=True, exist_ok=True)
+    logdir = a.out_dir / f"{prefix}{stamp}-logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+    ensure_tool("wrk", "wrk")
+    if not a.no_pin:
+        if not shutil.which("taskset"):
+            ensure_tool("taskset", "util-linux")
+        ncpu = len(os.sched_getaffinity(0))
+        if ncpu < 2:
+            log(f"only {ncpu} CPU available: running unpinned")
+            a.no_pin = True
+    return stamp, logdir
+
+
+def setup_ours(a, logdir: Path) -> tuple[dict[str, str], str | None]:
+    """Install ours if it is a contender: ({"ours": why} if it is skipped, the install note)."""
+    if "ours" not in a.server_list:
+        return {}, None
+    ok, msg = install_ours(logdir / "setup-ours.log", skip_install=a.no_install, src=a.ours_src)
+    if ok:
+        log(msg)
+        return {}, msg
+    log("SKIPPING ours: " + msg)
+    return {"ours": msg}, None
+
+
+def server_python_version(venv: Path) -> str:
+    try:
+        return subprocess.run([str(venv_python(venv)), "-c", "import platform; print(platform.python_version())"],
+                              capture_output=True, text=True, timeout=60).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return ""

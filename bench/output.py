@@ -14,16 +14,13 @@ seconds per GiB sent. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import http.client
 import json
 import os
 import platform
 import resource
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -74,12 +71,7 @@ CONTENDERS = {
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--duration", "-d", type=int, default=bl.env_default("BENCH_DURATION", 5),
-                   help="seconds per measured run (env BENCH_DURATION, default 5)")
-    p.add_argument("--warmup", type=int, default=bl.env_default("BENCH_WARMUP", 1),
-                   help="seconds of warm-up load before each measured run (env BENCH_WARMUP, default 1; 0 = none)")
-    p.add_argument("--rounds", "-r", type=int, default=bl.env_default("BENCH_ROUNDS", 1),
-                   help="interleaved rounds (env BENCH_ROUNDS, default 1)")
+    bl.add_timing_args(p, 5, 1, 1)
     p.add_argument("--connections", "-c", default=bl.env_default("BENCH_CONNECTIONS", "1,16"),
                    help="comma-separated wrk connection counts (env BENCH_CONNECTIONS, default 1,16)")
     p.add_argument("--servers", "-s", default=bl.env_default("BENCH_SERVERS", "waitress,granian,gunicorn,ours"),
@@ -92,31 +84,14 @@ def parse_args(argv=None):
                    help="servers also measured at /file-noseek (default ours; '' = none)")
     p.add_argument("--threads", type=int, default=4,
                    help="--threads of Waitress, ours and gunicorn (default 4)")
-    p.add_argument("--no-install", action="store_true", default=bool(os.environ.get("BENCH_NO_INSTALL")),
-                   help="do not (re)install our package; use what .venv-ours has (env BENCH_NO_INSTALL=1)")
-    p.add_argument("--ours-src", type=Path, default=os.environ.get("BENCH_OURS_SRC") or None,
-                   help="checkout to install as ours (env BENCH_OURS_SRC; default: this repository)")
-    p.add_argument("--no-pin", action="store_true", help="do not pin with taskset (not comparable!)")
-    p.add_argument("--server-cpu", default="0")
-    p.add_argument("--client-cpu", default="1")
-    p.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for a server to be ready")
-    p.add_argument("--out-dir", type=Path, default=bl.RESULTS_DIR)
+    bl.add_common_args(p)
     p.add_argument("--render", type=Path, metavar="JSON",
                    help="measure nothing: print the markdown report of an earlier run's JSON")
     a = p.parse_args(argv)
     a.conn_list = [int(x) for x in str(a.connections).split(",") if x.strip()]
-    a.server_list = [s.strip() for s in a.servers.split(",") if s.strip()]
-    unknown = [s for s in a.server_list if s not in CONTENDERS]
-    if unknown:
-        p.error(f"unknown server(s) {unknown}; choose from {list(CONTENDERS)}")
-    a.workload_list = [w.strip() for w in a.workloads.split(",") if w.strip()]
-    unknown = [w for w in a.workload_list if w not in WORKLOADS]
-    if unknown:
-        p.error(f"unknown workload(s) {unknown}; choose from {list(WORKLOADS)}")
-    a.noseek_list = [s.strip() for s in a.noseek_servers.split(",") if s.strip()]
-    unknown = [s for s in a.noseek_list if s not in CONTENDERS]
-    if unknown:
-        p.error(f"unknown --noseek-servers {unknown}")
+    a.server_list = bl.parse_choices(p, a.servers, CONTENDERS, "server(s)")
+    a.workload_list = bl.parse_choices(p, a.workloads, WORKLOADS, "workload(s)")
+    a.noseek_list = bl.parse_choices(p, a.noseek_servers, CONTENDERS, "--noseek-servers")
     if a.duration < 1 or a.rounds < 1 or a.warmup < 0:
         p.error("duration and rounds must be >= 1, warmup >= 0")
     return a
@@ -426,20 +401,7 @@ def main(argv=None) -> int:
     if a.render:
         sys.stdout.write(render_json(a.render))
         return 0
-    bl.install_cleanup_handlers()
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    a.out_dir.mkdir(parents=True, exist_ok=True)
-    logdir = a.out_dir / f"output-{stamp}-logs"
-    logdir.mkdir(parents=True, exist_ok=True)
-
-    bl.ensure_tool("wrk", "wrk")
-    if not a.no_pin:
-        if not shutil.which("taskset"):
-            bl.ensure_tool("taskset", "util-linux")
-        ncpu = len(os.sched_getaffinity(0))
-        if ncpu < 2:
-            bl.log(f"only {ncpu} CPU available: running unpinned")
-            a.no_pin = True
+    stamp, logdir = bl.start_run(a, "output-")
 
     file_sha = ensure_data_file()
     os.environ["BENCH_OUTPUT_FILE"] = str(DATA_FILE)  # servers inherit the environment
@@ -448,16 +410,7 @@ def main(argv=None) -> int:
     if needs_peers:
         bl.ensure_peer_venv(logdir / "setup-peers.log")
 
-    skipped: dict[str, str] = {}
-    ours_note = None
-    if "ours" in a.server_list:
-        ok, msg = bl.install_ours(logdir / "setup-ours.log", skip_install=a.no_install, src=a.ours_src)
-        if ok:
-            ours_note = msg
-            bl.log(msg)
-        else:
-            skipped["ours"] = msg
-            bl.log("SKIPPING ours: " + msg)
+    skipped, ours_note = bl.setup_ours(a, logdir)
     active = [s for s in a.server_list if s not in skipped]
 
     versions = {}
@@ -469,14 +422,7 @@ def main(argv=None) -> int:
 
     pairs = plan(a, a.server_list)          # skipped servers get a "skipped" row
     run_pairs = [(w, s) for w, s in pairs if s in active]
-    server_py = ""
-    try:
-        server_py = subprocess.run(
-            [str(bl.venv_python(bl.VENV_PEERS if needs_peers else bl.VENV_OURS)), "-c",
-             "import platform; print(platform.python_version())"],
-            capture_output=True, text=True, timeout=60).stdout.strip()
-    except Exception:  # noqa: BLE001
-        pass
+    server_py = bl.server_python_version(bl.VENV_PEERS if needs_peers else bl.VENV_OURS)
     meta = {
         "timestamp": stamp, "duration_s": a.duration, "warmup_s": a.warmup, "rounds": a.rounds,
         "connections": a.conn_list, "servers": a.server_list, "workloads": a.workload_list,

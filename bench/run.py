@@ -9,13 +9,9 @@ a warm-up first; medians across rounds. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
 import platform
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,12 +22,7 @@ import benchlib as bl  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--duration", "-d", type=int, default=bl.env_default("BENCH_DURATION", 10),
-                   help="seconds per measured run (env BENCH_DURATION, default 10)")
-    p.add_argument("--warmup", type=int, default=bl.env_default("BENCH_WARMUP", 2),
-                   help="seconds of warm-up load before each measured run (env BENCH_WARMUP, default 2; 0 = none)")
-    p.add_argument("--rounds", "-r", type=int, default=bl.env_default("BENCH_ROUNDS", 3),
-                   help="interleaved rounds (env BENCH_ROUNDS, default 3)")
+    bl.add_timing_args(p, 10, 2, 3)
     p.add_argument("--connections", "-c", default=bl.env_default("BENCH_CONNECTIONS", "16"),
                    help="comma-separated wrk connection counts (env BENCH_CONNECTIONS, default 16)")
     p.add_argument("--sweep", action="store_true", help="shorthand for --connections 1,16,64")
@@ -40,15 +31,7 @@ def parse_args(argv=None):
                    + " (env BENCH_SERVERS, default waitress,granian,ours)")
     p.add_argument("--threads", type=int, default=4, help="--threads for Waitress and ours (default 4)")
     p.add_argument("--quick", action="store_true", help="smoke test: 3 s runs, 1 s warm-up, 1 round")
-    p.add_argument("--no-install", action="store_true", default=bool(os.environ.get("BENCH_NO_INSTALL")),
-                   help="do not (re)install our package; use what .venv-ours has (env BENCH_NO_INSTALL=1)")
-    p.add_argument("--ours-src", type=Path, default=os.environ.get("BENCH_OURS_SRC") or None,
-                   help="checkout to install as ours (env BENCH_OURS_SRC; default: this repository)")
-    p.add_argument("--no-pin", action="store_true", help="do not pin with taskset (not comparable!)")
-    p.add_argument("--server-cpu", default="0")
-    p.add_argument("--client-cpu", default="1")
-    p.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for a server to be ready")
-    p.add_argument("--out-dir", type=Path, default=bl.RESULTS_DIR)
+    bl.add_common_args(p)
     a = p.parse_args(argv)
     if a.quick:
         a.duration, a.warmup, a.rounds = 3, 1, 1
@@ -94,15 +77,6 @@ def measure(c: bl.Contender, conns: int, rnd: int, a, logdir: Path) -> dict:
     finally:
         rec["exit_code"] = srv.stop()
     return rec
-
-
-def server_python_version(venv: Path) -> str:
-    try:
-        return subprocess.run([str(bl.venv_python(venv)), "-c",
-                               "import platform; print(platform.python_version())"],
-                              capture_output=True, text=True, timeout=60).stdout.strip()
-    except Exception:  # noqa: BLE001
-        return ""
 
 
 def median_or_none(values):
@@ -203,36 +177,13 @@ def render(meta, summary, conn_list, server_list, skipped) -> str:
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    bl.install_cleanup_handlers()
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    a.out_dir.mkdir(parents=True, exist_ok=True)
-    logdir = a.out_dir / f"{stamp}-logs"
-    logdir.mkdir(parents=True, exist_ok=True)
-
-    bl.ensure_tool("wrk", "wrk")
-    if not a.no_pin:
-        if not shutil.which("taskset"):
-            bl.ensure_tool("taskset", "util-linux")
-        ncpu = len(os.sched_getaffinity(0))
-        if ncpu < 2:
-            bl.log(f"only {ncpu} CPU available: running unpinned")
-            a.no_pin = True
+    stamp, logdir = bl.start_run(a, "")
 
     needs_peers = any(bl.CONTENDERS[s].kind in ("waitress", "granian") for s in a.server_list)
     if needs_peers:
         bl.ensure_peer_venv(logdir / "setup-peers.log")
 
-    skipped: dict[str, str] = {}
-    ours_note = None
-    if "ours" in a.server_list:
-        ok, msg = bl.install_ours(logdir / "setup-ours.log", skip_install=a.no_install,
-                                   src=a.ours_src)
-        if ok:
-            ours_note = msg
-            bl.log(msg)
-        else:
-            skipped["ours"] = msg
-            bl.log("SKIPPING ours: " + msg)
+    skipped, ours_note = bl.setup_ours(a, logdir)
     active = [s for s in a.server_list if s not in skipped]
 
     versions = {}
@@ -247,7 +198,7 @@ def main(argv=None) -> int:
         "connections": a.conn_list, "servers": a.server_list, "threads": a.threads,
         "pinned": not a.no_pin, "server_cpu": a.server_cpu, "client_cpu": a.client_cpu,
         "machine": bl.machine_info(), "python": platform.python_version(),
-        "server_python": server_python_version(bl.VENV_PEERS if needs_peers else bl.VENV_OURS),
+        "server_python": bl.server_python_version(bl.VENV_PEERS if needs_peers else bl.VENV_OURS),
         "wrk": bl.wrk_version(), "git_rev": bl.git_rev(), "versions": versions,
         "skipped": skipped, "ours": ours_note,
         "commands": {s: " ".join(bl.CONTENDERS[s].command("PORT", a.threads)) for s in active},
