@@ -84,8 +84,43 @@ public struct AccessLogFormat: Sendable {
         case literal(Int)
         case requestField(Int)
         case responseField(Int)
-        /// An atom without a payload.
-        case other(Atom)
+        case plain(Plain)
+    }
+
+    /// The atoms without a payload, as a trivial type.
+    enum Plain: UInt8 {
+        case remoteAddress, remoteLogname, remoteUser, time, requestLine, method, path, query, proto
+        case status, bytesOrDash, bytes, referer, userAgent
+        case seconds, microseconds, milliseconds, decimalSeconds, pid, remotePort
+        case quotedRequest, contentLengthOrDash
+
+        init?(_ atom: Atom) {
+            switch atom {
+            case .literal, .requestField, .responseField: return nil
+            case .remoteAddress: self = .remoteAddress
+            case .remoteLogname: self = .remoteLogname
+            case .remoteUser: self = .remoteUser
+            case .time: self = .time
+            case .requestLine: self = .requestLine
+            case .method: self = .method
+            case .path: self = .path
+            case .query: self = .query
+            case .proto: self = .proto
+            case .status: self = .status
+            case .bytesOrDash: self = .bytesOrDash
+            case .bytes: self = .bytes
+            case .referer: self = .referer
+            case .userAgent: self = .userAgent
+            case .seconds: self = .seconds
+            case .microseconds: self = .microseconds
+            case .milliseconds: self = .milliseconds
+            case .decimalSeconds: self = .decimalSeconds
+            case .pid: self = .pid
+            case .remotePort: self = .remotePort
+            case .quotedRequest: self = .quotedRequest
+            case .contentLengthOrDash: self = .contentLengthOrDash
+            }
+        }
     }
 
     static let refererName = Array("REFERER".utf8)
@@ -126,7 +161,7 @@ public struct AccessLogFormat: Sendable {
                 texts.append(name)
                 return .responseField(texts.count - 1)
             default:
-                return .other(atom)
+                return .plain(Plain(atom)!)
             }
         }
         self.texts = texts
@@ -233,7 +268,7 @@ public struct AccessLogFormat: Sendable {
                         escapedOrDash(entry.head.flatMap { Self.field($0, texts[index]) }, into: &out)
                     case .responseField(let index):
                         escapedOrDash(Self.responseField(entry.responseHeaders, texts[index]), into: &out)
-                    case .other(let atom): write(atom, entry, into: &out, clock: &clock)
+                    case .plain(let atom): write(atom, entry, into: &out, clock: &clock)
                     }
                 }
             }
@@ -241,9 +276,8 @@ public struct AccessLogFormat: Sendable {
         out.append(10)
     }
 
-    private func write(_ atom: Atom, _ e: AccessLogEntry, into out: inout [UInt8], clock: inout AccessLogClock) {
+    private func write(_ atom: Plain, _ e: AccessLogEntry, into out: inout [UInt8], clock: inout AccessLogClock) {
         switch atom {
-        case .literal(let bytes): out.append(contentsOf: bytes)
         case .remoteAddress: escaped(e.remoteHost, into: &out)
         case .remoteLogname: out.append(UInt8(ascii: "-"))
         case .remoteUser: escapedOrDash(Self.basicUser(e.head), into: &out)
@@ -284,8 +318,6 @@ public struct AccessLogFormat: Sendable {
             }
         case .pid: out.append(contentsOf: pid)
         case .remotePort: escaped(e.remotePort, into: &out)
-        case .requestField(let name): escapedOrDash(e.head.flatMap { Self.field($0, name) }, into: &out)
-        case .responseField(let name): escapedOrDash(Self.responseField(e.responseHeaders, name), into: &out)
         case .quotedRequest:
             guard let head = e.head else {
                 escaped(e.rawRequestLine, into: &out)
@@ -366,7 +398,8 @@ public struct AccessLogFormat: Sendable {
     // MARK: pieces
 
     private func appendProtocol(_ version: HTTPVersion, into out: inout [UInt8]) {
-        out.append(contentsOf: [72, 84, 84, 80, 47])  // HTTP/
+        let http: StaticString = "HTTP/"
+        out.append(contentsOf: UnsafeBufferPointer(start: http.utf8Start, count: http.utf8CodeUnitCount))
         let text = version.text
         out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
@@ -439,6 +472,13 @@ public struct AccessLogFormat: Sendable {
     /// it: the path percent-decoded (PATH_INFO, latin-1), then encoded as
     /// UTF-8 with everything but letters, digits, `_.-~/` escaped.
     static func pythonQuote(_ head: RequestHead, into out: inout [UInt8]) {
+        // Most paths have no escapes and nothing to quote: as they are.
+        let asIs = head.withBytes(head.path) { path -> Bool in
+            guard !path.contains(where: { !Self.isUnquoted($0) }) else { return false }
+            out.append(contentsOf: path)
+            return true
+        }
+        if asIs { return }
         var decoded: [UInt8] = []
         head.withBytes(head.path) { percentDecode($0, into: &decoded) }
         func escape(_ b: UInt8) {
@@ -448,8 +488,7 @@ public struct AccessLogFormat: Sendable {
         }
         for b in decoded {
             switch b {
-            case 48...57, 65...90, 97...122, UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"),
-                UInt8(ascii: "~"), UInt8(ascii: "/"):
+            case _ where isUnquoted(b):
                 out.append(b)
             case 0x80...:
                 escape(0xC0 | (b >> 6))
@@ -457,6 +496,18 @@ public struct AccessLogFormat: Sendable {
             default:
                 escape(b)
             }
+        }
+    }
+
+    /// What `urllib.parse.quote` leaves as it is: letters, digits, `_.-~/`.
+    @inline(__always)
+    static func isUnquoted(_ b: UInt8) -> Bool {
+        switch b {
+        case 48...57, 65...90, 97...122, UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "~"),
+            UInt8(ascii: "/"):
+            return true
+        default:
+            return false
         }
     }
 
