@@ -59,6 +59,21 @@ def wait_until(predicate, timeout=10.0, what="condition"):
         time.sleep(0.05)
 
 
+def scrape_until(port, predicate, what, timeout=10.0):
+    """The first scrape for which ``predicate(scrape)`` holds."""
+    found = []
+
+    def check():
+        s = Scrape(port)
+        if predicate(s):
+            found.append(s)
+            return True
+        return False
+
+    wait_until(check, timeout, what)
+    return found[-1]
+
+
 @pytest.fixture
 def metered(private_server):
     def start(**options):
@@ -87,12 +102,7 @@ def test_counters_move_with_app_and_engine_answers(metered):
         assert conn.read_response().status == 431
     assert server.get("/hello").status == 200  # and it still serves
 
-    after = wait_until(
-        lambda: (lambda s: s if s.value("waitress_requests_total") - before.value("waitress_requests_total") >= 9 else None)(
-            Scrape(server.metrics_port)
-        ),
-        what="9 requests counted",
-    )
+    after = scrape_until(server.metrics_port, lambda s: s.value("waitress_requests_total") - before.value("waitress_requests_total") >= 9, "9 requests counted")
 
     def moved(name, **labels):
         return after.value(name, **labels) - before.value(name, **labels)
@@ -132,20 +142,14 @@ def test_open_connections_and_busy_threads(metered):
         for conn in conns:
             conn.send(build_request("GET", "/hello"))
             assert conn.read_response().status == 200
-        s = wait_until(
-            lambda: (lambda s: s if s.value("waitress_connections_open") == 3 else None)(Scrape(server.metrics_port)),
-            what="3 open connections",
-        )
+        s = scrape_until(server.metrics_port, lambda s: s.value("waitress_connections_open") == 3, "3 open connections")
         assert s.value("waitress_threads", state="idle") == 1
         # One request holds the only thread; a second waits for it. The scrape is answered
         # meanwhile: the endpoint needs no worker thread.
         conns[0].send(build_request("GET", "/sleep?ms=1500"))
         time.sleep(0.2)
         conns[1].send(build_request("GET", "/sleep?ms=10"))
-        busy = wait_until(
-            lambda: (lambda s: s if s.value("waitress_requests_waiting") == 1 else None)(Scrape(server.metrics_port)),
-            what="a request waiting for the thread",
-        )
+        busy = scrape_until(server.metrics_port, lambda s: s.value("waitress_requests_waiting") == 1, "a request waiting for the thread")
         assert busy.value("waitress_threads", state="busy") == 1
         assert busy.value("waitress_threads", state="idle") == 0
         assert conns[0].read_response().status == 200
@@ -154,13 +158,10 @@ def test_open_connections_and_busy_threads(metered):
         for conn in conns:
             conn.close()
     # The thread counts itself idle just after it hands over the response: wait for that.
-    s = wait_until(
-        lambda: (
-            lambda s: s
-            if s.value("waitress_connections_open") == 0 and s.value("waitress_threads", state="busy") == 0
-            else None
-        )(Scrape(server.metrics_port)),
-        what="connections closed and the thread idle",
+    s = scrape_until(
+        server.metrics_port,
+        lambda s: s.value("waitress_connections_open") == 0 and s.value("waitress_threads", state="busy") == 0,
+        "connections closed and the thread idle",
     )
     assert s.value("waitress_requests_waiting") == 0
     assert s.value("waitress_threads", state="idle") == 1
@@ -179,10 +180,7 @@ def test_spilled_bodies_and_responses_are_counted(metered):
     # one-item response is handed over whole with its end and never spills.)
     resp = server.get("/chunks?n=8&size=100000")
     assert resp.status == 200 and len(resp.body) > 800_000
-    s = wait_until(
-        lambda: (lambda s: s if s.value("waitress_responses_spilled_total") == 1 else None)(Scrape(server.metrics_port)),
-        what="the spilled response counted",
-    )
+    s = scrape_until(server.metrics_port, lambda s: s.value("waitress_responses_spilled_total") == 1, "the spilled response counted")
     assert s.value("waitress_request_bodies_spilled_total") == 1
     small = server.request("POST", "/echo", [("Content-Length", "3")], b"abc")
     assert small.body == b"abc"
@@ -199,10 +197,7 @@ def test_limit_pauses_are_counted(metered):
         assert first.read_response().status == 200
         second.send(build_request("GET", "/hello"))
         assert second.read_response().status == 200
-        s = wait_until(
-            lambda: (lambda s: s if s.value("waitress_accepting_paused") == 1 else None)(Scrape(server.metrics_port)),
-            what="accepting paused at the limit",
-        )
+        s = scrape_until(server.metrics_port, lambda s: s.value("waitress_accepting_paused") == 1, "accepting paused at the limit")
         assert s.value("waitress_accept_pauses_total", reason="connection_limit") == 1
         assert s.value("waitress_connection_limit") == 2
     finally:
@@ -292,11 +287,12 @@ def test_workers_report_the_whole_server(tmp_path):
         server.wait_serving(4)
         assert server.get("/")[0] == 200
 
-        def settled():
-            s = Scrape(metrics_port)
-            return s if s.value("waitress_workers") == 2 and s.value("waitress_requests_total") == total + 1 else None
-
-        s = wait_until(settled, timeout=20, what="2 workers and every request counted")
+        s = scrape_until(
+            metrics_port,
+            lambda s: s.value("waitress_workers") == 2 and s.value("waitress_requests_total") == total + 1,
+            "2 workers and every request counted",
+            timeout=20,
+        )
         for w, count in per_worker.items():
             assert s.value("waitress_requests_total", worker=w) >= count
     finally:
