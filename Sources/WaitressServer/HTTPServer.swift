@@ -159,7 +159,7 @@ public final class HTTPServer: @unchecked Sendable {
     public init(configuration: ServerConfiguration, listeners: [ListenerSpec], dispatcher: RequestDispatcher,
                 balance: AcceptBalance? = nil) {
         self.configuration = configuration
-        self.listeners = listeners
+        self.listeners = ListenerSpec.securing(listeners, with: configuration)
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.core = ServerCore(
             configuration: configuration, dispatcher: dispatcher, eventLoop: group.next(), logs: logs,
@@ -210,6 +210,9 @@ public final class HTTPServer: @unchecked Sendable {
                             high: max(2, configuration.outbufHighWatermark)))
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
+                            if listener.isSecure, let security = configuration.security {
+                                try security.secure(channel)
+                            }
                             try channel.pipeline.syncOperations.addHandler(
                                 ConnectionHandler(core: core, listener: listener))
                         }

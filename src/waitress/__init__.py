@@ -32,7 +32,8 @@ def serve(app: Any, **kw: Any) -> None:
         logging.basicConfig()
     server = _server(app, **kw)
     if not _quiet:
-        server.print_listen("Serving on http://{}:{}")
+        scheme = "https" if getattr(server.adj, "tls", False) else "http"
+        server.print_listen("Serving on " + scheme + "://{}:{}")
     if _profile:
         profile("server.run()", globals(), locals(), (), False)
     else:

@@ -26,6 +26,11 @@ def apply_proxy_headers(
 def check_access_log_format(format: str, /) -> None:
     """Raise ValueError if ``format`` is not a valid ``access_log_format``."""
 
+def check_tls(adj: Any, /) -> None:
+    """Read every file the ``ssl_*`` adjustments of ``adj`` name and build
+    the TLS context from them; raise ValueError with a one-line message
+    naming the option and file that cannot be used."""
+
 @final
 class Engine:
     """One server instance: an event loop for all listeners plus a worker pool.
@@ -87,3 +92,8 @@ class Engine:
         """Reopen the access log file by its path (after logrotate renamed
         it); safe from any thread, a no-op without a file log.  The writer
         thread opens the new file before its next write."""
+    def reload_certificates(self) -> Optional[str]:
+        """Read the TLS certificate and key files again: connections
+        accepted from now on use them.  None on success, else why the files
+        cannot be used (the previous certificate stays).  Safe from any
+        thread; RuntimeError without ``ssl_certfile``."""

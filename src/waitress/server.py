@@ -156,7 +156,9 @@ class _Serving:
             self._thread = threading.current_thread()
             self._idle.clear()
         try:
-            with _sigterm_raises_system_exit(), _sigusr1_reopens_access_log(engine, adj):
+            with _sigterm_raises_system_exit(), _sigusr1_reopens_access_log(
+                engine, adj
+            ), _sighup_reloads_certificates(self, adj):
                 engine.run()
         finally:
             with self._lock:
@@ -166,6 +168,22 @@ class _Serving:
             if closed:
                 close_sockets()
             self._idle.set()
+
+    def reload_certificates(self) -> bool:
+        """Read the TLS certificate and key files again (docs/tls.md): new
+        connections use them, established ones keep theirs.  A file that
+        cannot be used is logged and the previous certificate kept; returns
+        whether the new files are in use.  Safe from any thread."""
+        with self._lock:
+            engine = self._engine
+        if engine is None:
+            raise RuntimeError("reload_certificates: the server is not serving")
+        failure = engine.reload_certificates()
+        if failure is not None:
+            logger.error("Reloading TLS certificates failed: %s", failure)
+            return False
+        logger.info("Reloaded TLS certificates")
+        return True
 
     def close(self) -> bool:
         """Stop a running engine; True if the caller should close the sockets."""
@@ -291,6 +309,28 @@ def _sigusr1_reopens_access_log(engine: Any, adj: Any) -> Iterator[None]:
         signal.signal(number, signal.SIG_DFL)
 
 
+@contextlib.contextmanager
+def _sighup_reloads_certificates(serving: "_Serving", adj: Any) -> Iterator[None]:
+    """With TLS on, make SIGHUP read the certificate and key files again
+    while the main thread serves one process (under the supervisor SIGHUP
+    starts new workers, which read them anyway).  A handler the program
+    installed, or an ignored SIGHUP, is left alone."""
+    number = getattr(signal, "SIGHUP", None)
+    if (
+        number is None
+        or not getattr(adj, "tls", False)
+        or threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(number) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(number, lambda signum, frame: serving.reload_certificates())
+    try:
+        yield
+    finally:
+        signal.signal(number, signal.SIG_DFL)
+
+
 def access_log_is_file(value: Optional[str]) -> bool:
     """Whether an ``access_log`` value names a file (not stdout or a logger)."""
     return value is not None and value not in ("", "-") and not value.startswith("logger:")
@@ -353,6 +393,11 @@ class MultiSocketServer:
             )
         except (SystemExit, KeyboardInterrupt):
             self.close()
+
+    def reload_certificates(self) -> bool:
+        """Read the TLS certificate and key files again (SIGHUP does the
+        same); see docs/tls.md.  Returns whether the new files are in use."""
+        return self._serving.reload_certificates()
 
     def close(self) -> None:
         """Stop serving and close every listening socket (thread-safe)."""
@@ -471,6 +516,11 @@ class BaseWSGIServer:
             )
         except (SystemExit, KeyboardInterrupt):
             pass
+
+    def reload_certificates(self) -> bool:
+        """Read the TLS certificate and key files again (SIGHUP does the
+        same); see docs/tls.md.  Returns whether the new files are in use."""
+        return self._serving.reload_certificates()
 
     def close(self) -> None:
         """Stop serving and close the listening socket (thread-safe).
