@@ -32,7 +32,7 @@ def serve(app: Any, **kw: Any) -> None:
         logging.basicConfig()
     server = _server(app, **kw)
     if not _quiet:
-        scheme = "https" if getattr(server.adj, "tls", False) else "http"
+        scheme = "https" if getattr(getattr(server, "adj", None), "tls", False) else "http"
         server.print_listen("Serving on " + scheme + "://{}:{}")
     if _profile:
         profile("server.run()", globals(), locals(), (), False)
