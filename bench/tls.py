@@ -15,7 +15,6 @@ AES-128-GCM or AES-256-GCM). wrk does not verify certificates.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -111,17 +110,7 @@ def main() -> int:
                            f"p99 {rec.get('p99_us', 0) / 1000:.2f} ms, errors {rec['error_total']}")
     print(f"\nhello, {a.connections} connections, {a.seconds:g} s runs, {a.rounds} interleaved rounds, "
           f"server on CPU 0, wrk on CPU 1; median req/s (ratio to ours over TLS); machine {bl.machine_info()}")
-    print("| workload | " + " | ".join(SERVERS) + " |")
-    print("|---|" + "---|" * len(SERVERS))
-    for workload in WORKLOADS:
-        base = statistics.median(r["rps"] for r in results[(workload, "ours")])
-        cells = []
-        for name in SERVERS:
-            recs = results[(workload, name)]
-            rps = statistics.median(r["rps"] for r in recs)
-            errs = sum(r["error_total"] for r in recs)
-            cells.append(f"{rps:,.0f} ({rps / base:.2f}x){' errors %d' % errs if errs else ''}")
-        print(f"| {workload} | " + " | ".join(cells) + " |")
+    bl.print_ratio_table("workload", WORKLOADS, SERVERS, results, "ours")
     return 0
 
 

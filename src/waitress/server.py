@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Tuple, Union
 
 from .adjustments import Adjustments, SocketInfo
 from .compat import IPPROTO_IPV6, IPV6_V6ONLY
@@ -288,43 +288,35 @@ def _sigterm_raises_system_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-@contextlib.contextmanager
-def _sigusr1_reopens_access_log(engine: Any, adj: Any) -> Iterator[None]:
+def _sigusr1_reopens_access_log(engine: Any, adj: Any) -> ContextManager[None]:
     """Make SIGUSR1 reopen the access log file while the main thread serves
-    (logrotate renames the file, then signals).  As for SIGTERM, a handler
-    the program installed, or an ignored SIGUSR1, is left alone."""
-    number = getattr(signal, "SIGUSR1", None)
-    if (
-        number is None
-        or not access_log_is_file(getattr(adj, "access_log", None))
-        or threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(number) is not signal.SIG_DFL
-    ):
-        yield
-        return
-    signal.signal(number, lambda signum, frame: engine.reopen_access_log())
-    try:
-        yield
-    finally:
-        signal.signal(number, signal.SIG_DFL)
+    (logrotate renames the file, then signals)."""
+    wanted = access_log_is_file(getattr(adj, "access_log", None))
+    return _signal_calls("SIGUSR1", wanted, lambda: engine.reopen_access_log())
 
 
-@contextlib.contextmanager
-def _sighup_reloads_certificates(serving: "_Serving", adj: Any) -> Iterator[None]:
+def _sighup_reloads_certificates(serving: "_Serving", adj: Any) -> ContextManager[None]:
     """With TLS on, make SIGHUP read the certificate and key files again
     while the main thread serves one process (under the supervisor SIGHUP
-    starts new workers, which read them anyway).  A handler the program
-    installed, or an ignored SIGHUP, is left alone."""
-    number = getattr(signal, "SIGHUP", None)
+    starts new workers, which read them anyway)."""
+    return _signal_calls("SIGHUP", getattr(adj, "tls", False), lambda: serving.reload_certificates())
+
+
+@contextlib.contextmanager
+def _signal_calls(name: str, wanted: bool, action: Callable[[], Any]) -> Iterator[None]:
+    """While serving, signal ``name`` calls ``action`` (when ``wanted``, the
+    platform has the signal and the main thread serves).  As for SIGTERM, a
+    handler the program installed, or an ignored signal, is left alone."""
+    number = getattr(signal, name, None)
     if (
         number is None
-        or not getattr(adj, "tls", False)
+        or not wanted
         or threading.current_thread() is not threading.main_thread()
         or signal.getsignal(number) is not signal.SIG_DFL
     ):
         yield
         return
-    signal.signal(number, lambda signum, frame: serving.reload_certificates())
+    signal.signal(number, lambda signum, frame: action())
     try:
         yield
     finally:

@@ -255,7 +255,8 @@ def test_file_wrapper_16_mib_byte_for_byte(private_server, certs, tmp_path):
     with tls_connection(server, certs.client_context()) as conn:
         for _ in range(2):  # keep-alive: the connection is usable after the file
             conn.send(build_request("GET", "/file?path=%s&cl=%d" % (path, len(data))))
-            response = conn.read_response("GET")
+            # A generous bound: 16 MiB through Python's TLS on a shared 2-core machine.
+            response = conn.read_response("GET", deadline=time.monotonic() + 120)
             assert response.status == 200
             assert hashlib.sha256(response.body).hexdigest() == hashlib.sha256(data).hexdigest()
         conn.send(build_request("GET", "/hello"))
@@ -270,7 +271,7 @@ def test_spilled_output_over_tls_byte_for_byte(private_server, certs):
     with tls_connection(server, certs.client_context()) as conn:
         conn.send(build_request("GET", "/filelike?size=%d&id=spill&block=65536" % size))
         time.sleep(0.5)
-        response = conn.read_response("GET")
+        response = conn.read_response("GET", deadline=time.monotonic() + 120)
     assert response.status == 200
     assert response.body == bytes(i % 251 for i in range(size))
 
