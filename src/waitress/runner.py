@@ -173,6 +173,19 @@ Tuning options:
         format), 'common', 'json', or a string of gunicorn-style atoms
         such as '%(h)s "%(r)s" %(s)s %(D)s'.
 
+    --asyncore-loop-timeout=INT
+        Accepted for compatibility with Waitress, whose event loop used
+        it as its poll timeout in seconds. Default is 1.
+
+    --asyncore-use-poll
+        Accepted for compatibility with Waitress, whose event loop used
+        it to choose poll() over select(). Default is False.
+
+    --channel-request-lookahead=INT
+        How many further requests a connection may read and queue while
+        one of its requests is running, so that a client that hangs up
+        is noticed. Default is 0.
+
 HTTPS options (docs/tls.md; TLS 1.2 and 1.3 on every TCP listener, Unix
 sockets stay plain):
 
@@ -203,19 +216,6 @@ sockets stay plain):
 
     SIGHUP (one process) reads the certificate and key files again: new
     connections use them, a bad file is logged and the old one kept.
-
-    --asyncore-loop-timeout=INT
-        Accepted for compatibility with Waitress, whose event loop used
-        it as its poll timeout in seconds. Default is 1.
-
-    --asyncore-use-poll
-        Accepted for compatibility with Waitress, whose event loop used
-        it to choose poll() over select(). Default is False.
-
-    --channel-request-lookahead=INT
-        How many further requests a connection may read and queue while
-        one of its requests is running, so that a client that hangs up
-        is noticed. Default is 0.
 
 Worker process options (not on Windows):
 
