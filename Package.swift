@@ -5,6 +5,7 @@
 //
 //   WaitressNative  PyInit__native: the flat native API the Python package calls
 //   WaitressPython  the CPython bridge: worker pool, environ, start_response, app_iter
+//   WaitressTLS     swift-nio-ssl (BoringSSL): the TLS seam WaitressServer's listeners take
 //   WaitressServer  SwiftNIO (NIOPosix): listeners, connections, limits, output
 //   WaitressHTTP    pure Swift, no NIO, no Python: parser, receivers, framing
 //   CPython         C shim: Python.h plus wrappers for macros Swift can't import
@@ -59,6 +60,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
     ],
     targets: [
         .target(
@@ -80,9 +82,20 @@ let package = Package(
             swiftSettings: fastSwiftFlags
         ),
         .target(
+            name: "WaitressTLS",
+            dependencies: [
+                "WaitressServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: fastSwiftFlags
+        ),
+        .target(
             name: "WaitressPython",
             dependencies: [
-                "CPython", "WaitressHTTP", "WaitressServer",
+                "CPython", "WaitressHTTP", "WaitressServer", "WaitressTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Atomics", package: "swift-atomics"),
@@ -104,6 +117,15 @@ let package = Package(
                 "WaitressServer", "WaitressHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "WaitressTLSTests",
+            dependencies: [
+                "WaitressTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
     ]

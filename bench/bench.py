@@ -23,6 +23,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "soak": ("soak.py", "mixed traffic for --minutes against the installed server; RSS, fds, spill growth"),
     "workers": ("workers.py", "--workers=2 vs 1, gunicorn -w 2 gthread, Granian --workers 2; errors across SIGHUP"),
     "accept-spread": ("accept_spread.py", "2 workers: a shared accept queue vs SO_REUSEPORT under an uneven load"),
+    "tls": ("tls.py", "hello over HTTPS, keep-alive and a new TLS connection per request: gunicorn, Granian, ours"),
     "access-log": ("access_log.py", "hello at c16: access_log off, to a file, to stdout, metrics scraped every 1 s, TransLogger (ours and Waitress)"),
 }
 

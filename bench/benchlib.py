@@ -707,3 +707,19 @@ def server_python_version(venv: Path) -> str:
                               capture_output=True, text=True, timeout=60).stdout.strip()
     except Exception:  # noqa: BLE001
         return ""
+def print_ratio_table(first: str, rows, servers: list[str], results: dict, base: str) -> None:
+    """A Markdown table of median req/s per (row, server) from ``results[(row, server)]`` (lists
+    of parse_wrk records), each with its ratio to ``base``'s median on that row and its errors."""
+    import statistics
+
+    print(f"| {first} | " + " | ".join(servers) + " |")
+    print("|---|" + "---|" * len(servers))
+    for row in rows:
+        base_rps = statistics.median(r["rps"] for r in results[(row, base)])
+        cells = []
+        for name in servers:
+            recs = results[(row, name)]
+            rps = statistics.median(r["rps"] for r in recs)
+            errs = sum(r["error_total"] for r in recs)
+            cells.append(f"{rps:,.0f} ({rps / base_rps:.2f}x){' errors %d' % errs if errs else ''}")
+        print(f"| {row} | " + " | ".join(cells) + " |")

@@ -137,17 +137,7 @@ def main() -> int:
                        f"connections per process {'/'.join(map(str, rec['spread']))}")
     print(f"\n{a.connections} connections, {a.duration:g} s runs, {a.rounds} interleaved rounds, unpinned, "
           f"median req/s (ratio to ours-w1); machine {bl.machine_info()}")
-    print("| app | " + " | ".join(SERVERS) + " |")
-    print("|---|" + "---|" * len(SERVERS))
-    for app_name in APPS:
-        base = statistics.median(r["rps"] for r in results[(app_name, "ours-w1")])
-        cells = []
-        for name in SERVERS:
-            recs = results[(app_name, name)]
-            rps = statistics.median(r["rps"] for r in recs)
-            errs = sum(r["error_total"] for r in recs)
-            cells.append(f"{rps:,.0f} ({rps / base:.2f}x){' errors %d' % errs if errs else ''}")
-        print(f"| {app_name} | " + " | ".join(cells) + " |")
+    bl.print_ratio_table("app", APPS, SERVERS, results, "ours-w1")
     print("\nServer CPU during the run, median cores used / requests per server CPU-second:")
     for app_name in APPS:
         cells = []

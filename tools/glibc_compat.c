@@ -56,6 +56,12 @@ FORWARD(int, pthread_getaffinity_np, "GLIBC_2.3.4", (pthread_t_ t, size_t n, voi
 FORWARD(int, pthread_setaffinity_np, "GLIBC_2.3.4", (pthread_t_ t, size_t n, const void *c), (t, n, c))
 FORWARD(int, pthread_getname_np, "GLIBC_2.12", (pthread_t_ t, char *b, size_t n), (t, b, n))
 FORWARD(int, pthread_setname_np, "GLIBC_2.12", (pthread_t_ t, const char *b), (t, b))
+/* BoringSSL's one-time initialisation and locks (the TLS target, docs/tls.md). */
+FORWARD(int, pthread_once, "GLIBC_2.2.5", (int *o, void (*f)(void)), (o, f))
+FORWARD(int, pthread_rwlock_destroy, "GLIBC_2.2.5", (void *l), (l))
+FORWARD(int, pthread_rwlock_rdlock, "GLIBC_2.2.5", (void *l), (l))
+FORWARD(int, pthread_rwlock_wrlock, "GLIBC_2.2.5", (void *l), (l))
+FORWARD(int, pthread_rwlock_unlock, "GLIBC_2.2.5", (void *l), (l))
 FORWARD(int, sem_init, "GLIBC_2.2.5", (void *s, int p, unsigned v), (s, p, v))
 FORWARD(int, sem_destroy, "GLIBC_2.2.5", (void *s), (s))
 FORWARD(int, sem_wait, "GLIBC_2.2.5", (void *s), (s))

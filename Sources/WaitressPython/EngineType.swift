@@ -1,6 +1,7 @@
 @preconcurrency import CPython
 import Atomics
 import WaitressServer
+import WaitressTLS
 
 /// The Python type `waitress._native.Engine` (see _native.pyi).
 public enum EngineType {
@@ -13,8 +14,9 @@ public enum EngineType {
         guard PyCallable_Check(application) == 1 else {
             return raise(PyExc_TypeError, "application must be callable")
         }
-        guard let listeners = parseListeners(wp_tuple_item(args, 1)!) else { return nil }
+        guard let parsed = parseListeners(wp_tuple_item(args, 1)!) else { return nil }
         guard let (configuration, threads, options) = parseAdjustments(wp_tuple_item(args, 2)!) else { return nil }
+        let listeners = ListenerSpec.securing(parsed, with: configuration)
         let engine = Engine(
             application: application, listeners: listeners, configuration: configuration, threads: threads,
             options: options, logger: wp_tuple_item(args, 3)!, queueLogger: wp_tuple_item(args, 4)!)
@@ -132,6 +134,20 @@ public enum EngineType {
         return wp_new_none()
     }
 
+    /// reload_certificates(): None, or the message of why the files could not
+    /// be used (the previous certificate stays). From any thread.
+    static let reloadCertificates: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { object, _ in
+        guard let engine = NativeType.context(object, as: Engine.self) else { return nil }
+        guard let security = engine.configuration.security as? TLSSecurity else {
+            return raise(PyExc_RuntimeError, "reload_certificates: this server does not serve TLS (no ssl_certfile)")
+        }
+        let threadState = PyEval_SaveThread()
+        let failure = security.reload()
+        PyEval_RestoreThread(threadState)
+        guard let failure = failure else { return wp_new_none() }
+        return pyString(failure)
+    }
+
     public static func makeType() -> PyPtr? {
         let methods = [
             PyMethodDef(
@@ -158,6 +174,10 @@ public enum EngineType {
             PyMethodDef(
                 ml_name: UnsafePointer(strdup("reopen_access_log")), ml_meth: reopenAccessLog, ml_flags: METH_NOARGS,
                 ml_doc: UnsafePointer(strdup("Reopen the access log file by its path (after logrotate moved it)."))),
+            PyMethodDef(
+                ml_name: UnsafePointer(strdup("reload_certificates")), ml_meth: reloadCertificates,
+                ml_flags: METH_NOARGS,
+                ml_doc: UnsafePointer(strdup("Read the TLS certificate and key files again; None, or why not."))),
         ]
         return NativeType.make(
             name: "waitress._native.Engine",
@@ -190,6 +210,15 @@ public enum EngineType {
         return result
     }
 
+    /// A str attribute of `adj`: nil for None, `fallback` when missing or not a str.
+    static func stringAttribute(_ adj: PyPtr, _ name: String, _ fallback: String?) -> String? {
+        guard let value = PyObject_GetAttrString(adj, name) else { PyErr_Clear(); return fallback }
+        defer { wp_decref(value) }
+        if value == wp_none() { return nil }
+        guard wp_is_unicode(value) != 0 else { return fallback }
+        return swiftString(value)
+    }
+
     static func parseAdjustments(_ adj: PyPtr) -> (ServerConfiguration, Int, WSGIApplication.Options)? {
         var failed = false
         func int(_ name: String, _ fallback: Int) -> Int {
@@ -212,11 +241,7 @@ public enum EngineType {
             return PyObject_IsTrue(value) == 1
         }
         func string(_ name: String, _ fallback: String?) -> String? {
-            guard let value = PyObject_GetAttrString(adj, name) else { PyErr_Clear(); return fallback }
-            defer { wp_decref(value) }
-            if value == wp_none() { return nil }
-            guard wp_is_unicode(value) != 0 else { return fallback }
-            return swiftString(value)
+            stringAttribute(adj, name, fallback)
         }
         var c = ServerConfiguration()
         c.backlog = int("backlog", c.backlog)
@@ -238,6 +263,11 @@ public enum EngineType {
             destination: string("access_log", nil), format: string("access_log_format", "combined"))
         else { return nil }
         c.accessLog = accessLog
+        guard let tls = TLSBridge.options(string) else { return nil }
+        if let tls = tls {
+            guard let security = TLSBridge.security(tls) else { return nil }
+            c.security = security
+        }
         func attribute(_ name: String) -> PyPtr? {
             guard let value = PyObject_GetAttrString(adj, name) else {
                 PyErr_Clear()

@@ -6,7 +6,7 @@ public enum NativeModule {
 
     /// Module-level functions (a static table: CPython keeps the pointer).
     public static let methods: UnsafeMutablePointer<PyMethodDef> = {
-        let table = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 4)
+        let table = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 5)
         table[0] = PyMethodDef(
             ml_name: UnsafePointer(strdup("apply_proxy_headers")), ml_meth: ProxyBridge.function, ml_flags: METH_VARARGS,
             ml_doc: UnsafePointer(strdup("Apply the proxy-header rules to a WSGI environ in place.")))
@@ -16,7 +16,10 @@ public enum NativeModule {
         table[2] = PyMethodDef(
             ml_name: UnsafePointer(strdup("metrics_slot_bytes")), ml_meth: EngineType.metricsSlotBytes,
             ml_flags: METH_NOARGS, ml_doc: UnsafePointer(strdup("Bytes of shared memory per worker for metrics.")))
-        table[3] = PyMethodDef(ml_name: nil, ml_meth: nil, ml_flags: 0, ml_doc: nil)
+        table[3] = PyMethodDef(
+            ml_name: UnsafePointer(strdup("check_tls")), ml_meth: TLSBridge.check, ml_flags: METH_O,
+            ml_doc: UnsafePointer(strdup("Raise ValueError naming the file if the ssl_* adjustments cannot be used.")))
+        table[4] = PyMethodDef(ml_name: nil, ml_meth: nil, ml_flags: 0, ml_doc: nil)
         return table
     }()
 

@@ -90,7 +90,15 @@ final class WSGIApplication {
         set(keys.serverName, pyString(listener.serverName))
         set(keys.serverPort, pyString(listener.serverPort))
         set(keys.serverSoftware, options.ident.flatMap(pyString) ?? wp_new_none())
-        set(keys.wsgiURLScheme, pyString(options.urlScheme))
+        // A TLS listener's scheme is https, whatever url_scheme says (the
+        // proxy headers may still change it per request); HTTPS=on as
+        // mod_ssl and mod_wsgi set it.
+        set(keys.wsgiURLScheme, pyString(listener.isSecure ? "https" : options.urlScheme))
+        if listener.isSecure {
+            let https = pyInterned("HTTPS")
+            set(https, pyString("on"))
+            wp_decref(https)
+        }
         let one = PyLong_FromLong(1)!
         let zero = PyLong_FromLong(0)!
         set(keys.wsgiVersion, makeTuple([one, zero]))
@@ -187,6 +195,13 @@ final class WSGIApplication {
         else {
             wp_decref(environ)
             return nil
+        }
+        for variable in connection.securityVariables {
+            guard let key = pyString(variable.name), set(key, pyString(variable.value)) else {
+                wp_decref(environ)
+                return nil
+            }
+            wp_decref(key)
         }
         if head.isChunked {
             guard set(keys.contentLength, pyString(String(request.bodyLength))) else {

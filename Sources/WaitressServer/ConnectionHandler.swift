@@ -58,6 +58,10 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Set once the handler is added; the loop never changes.
     private(set) var eventLoop: EventLoop!
+    /// The file region being read in pieces on a secure connection, and the
+    /// parts that came after it, written once it is out (FileRead.swift).
+    var fileRead: FileRead?
+    var partsAfterFile = CircularBuffer<ResponseChannel.Part>()
 
     init(core: ServerCore, listener: ListenerSpec) {
         self.core = core
@@ -167,6 +171,10 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let secured = event as? ConnectionSecured {
+            responseChannel.securityVariables = secured.variables
+            return
+        }
         if let event = event as? ChannelEvent, event == .inputClosed {
             // The client half-closed: serve what is complete, then close.
             if discarding || !inService {
@@ -355,6 +363,10 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handle(_ part: ResponseChannel.Part) {
+        if fileRead != nil {
+            partsAfterFile.append(part)
+            return
+        }
         guard let context = context, context.channel.isActive else {
             switch part {
             case .end:
@@ -375,6 +387,11 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
             needsFlush = true
         case .file(let file, let offset, let length, let spilled):
+            if listener.isSecure {
+                // The bytes must go through the TLS handler: no sendfile.
+                startFileRead(FileRead(file: file, offset: offset, remaining: length, spilled: spilled), context)
+                return
+            }
             // sendfile from the file: no copy through user space.
             let region = FileRegion(fileHandle: file.handle, readerIndex: offset, endIndex: offset + length)
             let promise = context.eventLoop.makePromise(of: Void.self)

@@ -168,7 +168,7 @@ public final class HTTPServer: @unchecked Sendable {
     public init(configuration: ServerConfiguration, listeners: [ListenerSpec], dispatcher: RequestDispatcher,
                 balance: AcceptBalance? = nil, metrics: ServerMetrics? = nil, metricsDescriptor: Int32? = nil) {
         self.configuration = configuration
-        self.listeners = listeners
+        self.listeners = ListenerSpec.securing(listeners, with: configuration)
         self.metricsDescriptor = metrics == nil ? nil : metricsDescriptor
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.core = ServerCore(
@@ -222,6 +222,9 @@ public final class HTTPServer: @unchecked Sendable {
                             high: max(2, configuration.outbufHighWatermark)))
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
+                            if listener.isSecure, let security = configuration.security {
+                                try security.secure(channel)
+                            }
                             try channel.pipeline.syncOperations.addHandler(
                                 ConnectionHandler(core: core, listener: listener))
                         }

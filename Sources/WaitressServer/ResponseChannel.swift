@@ -6,9 +6,10 @@ import WaitressHTTP
 import Glibc
 #endif
 
-/// An open file whose regions are sent with sendfile (NIO FileRegion): a file
-/// given to wsgi.file_wrapper (a duplicate of its descriptor) or a response's
-/// spill file. Closed when the last region referencing it has been written.
+/// An open file whose regions are sent with sendfile (NIO FileRegion), or read
+/// in pieces on a secure connection (FileRead.swift): a file given to
+/// wsgi.file_wrapper (a duplicate of its descriptor) or a response's spill
+/// file. Closed when the last region referencing it has been written.
 public final class SharedFile: @unchecked Sendable {
     let handle: NIOFileHandle
     /// The raw descriptor, for the worker appending to a spill file while the
@@ -45,7 +46,8 @@ public final class ResponseChannel: @unchecked Sendable {
     public enum Part {
         /// Body (or head) bytes; more parts follow.
         case data(ByteBuffer)
-        /// A region of a file, sent with sendfile; `spilled` when it is
+        /// A region of a file, sent with sendfile (read in pieces on a
+        /// secure connection); `spilled` when it is
         /// response output that was written to a spill file.
         case file(SharedFile, offset: Int, length: Int, spilled: Bool)
         /// The end of the response, optionally with its last bytes; `close`
@@ -80,6 +82,10 @@ public final class ResponseChannel: @unchecked Sendable {
     public let remotePortBytes: [UInt8]
     /// Set by the worker before it ends a response (AccessLog.swift).
     var accessNote: AccessLogNote?
+    /// What the security layer said of the connection (`ConnectionSecured`),
+    /// set on the event loop before its first request is dispatched; empty on
+    /// a plain connection.
+    public internal(set) var securityVariables: [(name: String, value: String)] = []
 
     init(handler: ConnectionHandler, outbox: Outbox, highWatermark: Int, overflow: Int, remoteHost: String, remotePort: String) {
         self.handler = handler

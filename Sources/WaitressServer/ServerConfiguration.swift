@@ -19,6 +19,9 @@ public struct ServerConfiguration: Sendable {
     public var logSocketErrors = true
     /// nil: no access log (the default, as Waitress).
     public var accessLog: AccessLogConfiguration? = nil
+    /// nil: plain HTTP on every listener (the default, as Waitress). Set, it
+    /// secures every TCP listener (see `ConnectionSecurity`).
+    public var security: ConnectionSecurity? = nil
 
     public init() {}
 }
@@ -29,11 +32,25 @@ public struct ListenerSpec: Sendable {
     public var isUnix: Bool
     public var serverName: String
     public var serverPort: String
+    /// Its connections are secured by `ServerConfiguration.security`; set by
+    /// `securing(_:with:)`.
+    public private(set) var isSecure = false
 
     public init(descriptor: Int32, isUnix: Bool, serverName: String, serverPort: String) {
         self.descriptor = descriptor
         self.isUnix = isUnix
         self.serverName = serverName
         self.serverPort = serverPort
+    }
+
+    /// The listeners as `configuration` serves them: with a security layer,
+    /// every TCP listener is secure and Unix sockets stay plain (a local
+    /// socket's peers are already known to the kernel).
+    public static func securing(_ listeners: [ListenerSpec], with configuration: ServerConfiguration) -> [ListenerSpec] {
+        listeners.map { listener in
+            var secured = listener
+            secured.isSecure = configuration.security != nil && !listener.isUnix
+            return secured
+        }
     }
 }

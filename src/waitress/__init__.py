@@ -32,7 +32,8 @@ def serve(app: Any, **kw: Any) -> None:
         logging.basicConfig()
     server = _server(app, **kw)
     if not _quiet:
-        server.print_listen("Serving on http://{}:{}")
+        scheme = "https" if getattr(getattr(server, "adj", None), "tls", False) else "http"
+        server.print_listen("Serving on " + scheme + "://{}:{}")
         metrics = getattr(server, "metrics_address", None)
         if metrics is not None:
             host, port = metrics

@@ -28,6 +28,10 @@ def check_access_log_format(format: str, /) -> None:
 
 def metrics_slot_bytes() -> int:
     """Bytes of shared memory one worker's metrics take (``Engine.metrics``)."""
+def check_tls(adj: Any, /) -> None:
+    """Read every file the ``ssl_*`` adjustments of ``adj`` name and build
+    the TLS context from them; raise ValueError with a one-line message
+    naming the option and file that cannot be used."""
 
 @final
 class Engine:
@@ -95,3 +99,8 @@ class Engine:
         """Reopen the access log file by its path (after logrotate renamed
         it); safe from any thread, a no-op without a file log.  The writer
         thread opens the new file before its next write."""
+    def reload_certificates(self) -> Optional[str]:
+        """Read the TLS certificate and key files again: connections
+        accepted from now on use them.  None on success, else why the files
+        cannot be used (the previous certificate stays).  Safe from any
+        thread; RuntimeError without ``ssl_certfile``."""

@@ -88,6 +88,11 @@ def to_int(value: Any) -> int:
     return int(value)
 
 
+class TLSSetupError(ValueError):
+    """A TLS option's file cannot be used; the message is one line that
+    names the option and the file (``waitress-serve`` prints it, exits 1)."""
+
+
 class _str_marker(str):
     """The class default of ``host``: tells "left alone" from "set to 0.0.0.0"."""
 
@@ -185,6 +190,33 @@ class Adjustments:
     metrics_listen: Optional[str] = None
     #: metrics_listen resolved: ``(family, socktype, proto, sockaddr)``.
     metrics_sockinfo: Optional[SocketInfo] = None
+    # HTTPS on every TCP listener (docs/tls.md); off unless ssl_certfile is
+    # set.  Named as uvicorn names them (gunicorn's without the prefix).
+    _params += (
+        ("ssl_certfile", str_iftruthy),
+        ("ssl_keyfile", str_iftruthy),
+        ("ssl_keyfile_password", str_iftruthy),
+        ("ssl_ca_certs", str_iftruthy),
+        ("ssl_verify", str),
+        ("ssl_min_version", str),
+        ("ssl_ciphers", str_iftruthy),
+    )
+    #: PEM file: the server's certificate, then its chain's intermediates
+    #: (and the key too, when ssl_keyfile is not given).
+    ssl_certfile: Optional[str] = None
+    #: PEM private key; encrypted keys need ssl_keyfile_password.
+    ssl_keyfile: Optional[str] = None
+    ssl_keyfile_password: Optional[str] = None
+    #: PEM file of the authorities client certificates must chain to.
+    ssl_ca_certs: Optional[str] = None
+    #: Client certificates: "none", "optional" (verified if presented) or
+    #: "required" (the handshake fails without one); the last two need
+    #: ssl_ca_certs.
+    ssl_verify: str = "none"
+    #: "TLSv1.2" or "TLSv1.3"; older versions are always refused.
+    ssl_min_version: str = "TLSv1.2"
+    #: TLS 1.2 cipher suites, OpenSSL names joined by ":" (docs/tls.md).
+    ssl_ciphers: Optional[str] = None
 
     _param_map: Dict[str, Callable[[Any], Any]] = dict(_params)
 
@@ -280,6 +312,46 @@ class Adjustments:
         self._check_worker_options()
         self._check_access_log_format()
         self.metrics_sockinfo = self._resolve_metrics_listen()
+        self._check_tls_options()
+
+    #: The values of ssl_verify and ssl_min_version (1.2 and 1.3 also read).
+    SSL_VERIFY_MODES = ("none", "optional", "required")
+    SSL_VERSIONS = {"tlsv1.2": "TLSv1.2", "1.2": "TLSv1.2", "tlsv1.3": "TLSv1.3", "1.3": "TLSv1.3"}
+
+    def _check_tls_options(self) -> None:
+        verify = self.ssl_verify.strip().lower()
+        if verify not in self.SSL_VERIFY_MODES:
+            raise ValueError(f"ssl_verify must be one of none, optional, required, not {self.ssl_verify!r}")
+        self.ssl_verify = verify
+        version = self.SSL_VERSIONS.get(self.ssl_min_version.strip().lower())
+        if version is None:
+            raise ValueError(f"ssl_min_version must be TLSv1.2 or TLSv1.3, not {self.ssl_min_version!r}")
+        self.ssl_min_version = version
+        if self.ssl_certfile is None:
+            for name in ("ssl_keyfile", "ssl_keyfile_password", "ssl_ca_certs", "ssl_ciphers"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} has no meaning without ssl_certfile")
+            if verify != "none":
+                raise ValueError("ssl_verify has no meaning without ssl_certfile")
+            return
+        if verify != "none" and self.ssl_ca_certs is None:
+            raise ValueError(f"ssl_verify={verify} needs ssl_ca_certs")
+        # The files are read and checked by the engine's TLS layer (which
+        # says which file is wrong); without the compiled engine, when
+        # serving starts.
+        try:
+            from . import _native
+        except ImportError:
+            return
+        try:
+            _native.check_tls(self)
+        except ValueError as exc:
+            raise TLSSetupError(str(exc)) from None
+
+    @property
+    def tls(self) -> bool:
+        """True when TCP listeners speak HTTPS (ssl_certfile is set)."""
+        return self.ssl_certfile is not None
 
     def _check_worker_options(self) -> None:
         for name, least in (

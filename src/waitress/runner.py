@@ -9,7 +9,7 @@ import sys
 from typing import Any, Callable, List, Optional, TextIO
 
 from . import __version__, serve
-from .adjustments import Adjustments
+from .adjustments import Adjustments, TLSSetupError
 from .utilities import logger
 
 HELP = """\
@@ -191,6 +191,37 @@ Tuning options:
         one of its requests is running, so that a client that hangs up
         is noticed. Default is 0.
 
+HTTPS options (docs/tls.md; TLS 1.2 and 1.3 on every TCP listener, Unix
+sockets stay plain):
+
+    --ssl-certfile=PATH
+        PEM file with the server's certificate, then the intermediate
+        certificates of its chain. Setting it turns HTTPS on.
+
+    --ssl-keyfile=PATH
+        PEM file with the private key (default: read from --ssl-certfile).
+
+    --ssl-keyfile-password=STR
+        Password of an encrypted private key.
+
+    --ssl-ca-certs=PATH
+        PEM file of the authorities that client certificates must chain to.
+
+    --ssl-verify=MODE
+        Client certificates: 'none' (the default), 'optional' (verified
+        when one is sent) or 'required'. The last two need --ssl-ca-certs.
+
+    --ssl-min-version=VERSION
+        'TLSv1.2' (the default) or 'TLSv1.3'. TLS 1.0 and 1.1 are refused.
+
+    --ssl-ciphers=LIST
+        TLS 1.2 cipher suites, OpenSSL names joined by ':', such as
+        'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305'.
+        TLS 1.3's suites are not configurable.
+
+    SIGHUP (one process) reads the certificate and key files again: new
+    connections use them, a bad file is logged and the old one kept.
+
 Worker process options (not on Windows):
 
     --workers=INT
@@ -309,6 +340,9 @@ def run(argv: List[str] = sys.argv, _serve: Callable[..., Any] = serve) -> int:
         _serve(app, **kw)
     except WorkersFailed:
         # The supervisor has logged why.
+        return 1
+    except TLSSetupError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Tuple, Union
 
 from .adjustments import Adjustments, SocketInfo
 from .compat import IPPROTO_IPV6, IPV6_V6ONLY
@@ -205,7 +205,9 @@ class _Serving:
             self._thread = threading.current_thread()
             self._idle.clear()
         try:
-            with _sigterm_raises_system_exit(), _sigusr1_reopens_access_log(engine, adj):
+            with _sigterm_raises_system_exit(), _sigusr1_reopens_access_log(
+                engine, adj
+            ), _sighup_reloads_certificates(self, adj):
                 engine.run()
         finally:
             with self._lock:
@@ -215,6 +217,22 @@ class _Serving:
             if closed:
                 close_sockets()
             self._idle.set()
+
+    def reload_certificates(self) -> bool:
+        """Read the TLS certificate and key files again (docs/tls.md): new
+        connections use them, established ones keep theirs.  A file that
+        cannot be used is logged and the previous certificate kept; returns
+        whether the new files are in use.  Safe from any thread."""
+        with self._lock:
+            engine = self._engine
+        if engine is None:
+            raise RuntimeError("reload_certificates: the server is not serving")
+        failure = engine.reload_certificates()
+        if failure is not None:
+            logger.error("Reloading TLS certificates failed: %s", failure)
+            return False
+        logger.info("Reloaded TLS certificates")
+        return True
 
     def close(self) -> bool:
         """Stop a running engine; True if the caller should close the sockets."""
@@ -319,21 +337,35 @@ def _sigterm_raises_system_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-@contextlib.contextmanager
-def _sigusr1_reopens_access_log(engine: Any, adj: Any) -> Iterator[None]:
+def _sigusr1_reopens_access_log(engine: Any, adj: Any) -> ContextManager[None]:
     """Make SIGUSR1 reopen the access log file while the main thread serves
-    (logrotate renames the file, then signals).  As for SIGTERM, a handler
-    the program installed, or an ignored SIGUSR1, is left alone."""
-    number = getattr(signal, "SIGUSR1", None)
+    (logrotate renames the file, then signals)."""
+    wanted = access_log_is_file(getattr(adj, "access_log", None))
+    return _signal_calls("SIGUSR1", wanted, lambda: engine.reopen_access_log())
+
+
+def _sighup_reloads_certificates(serving: "_Serving", adj: Any) -> ContextManager[None]:
+    """With TLS on, make SIGHUP read the certificate and key files again
+    while the main thread serves one process (under the supervisor SIGHUP
+    starts new workers, which read them anyway)."""
+    return _signal_calls("SIGHUP", getattr(adj, "tls", False), lambda: serving.reload_certificates())
+
+
+@contextlib.contextmanager
+def _signal_calls(name: str, wanted: bool, action: Callable[[], Any]) -> Iterator[None]:
+    """While serving, signal ``name`` calls ``action`` (when ``wanted``, the
+    platform has the signal and the main thread serves).  As for SIGTERM, a
+    handler the program installed, or an ignored signal, is left alone."""
+    number = getattr(signal, name, None)
     if (
         number is None
-        or not access_log_is_file(getattr(adj, "access_log", None))
+        or not wanted
         or threading.current_thread() is not threading.main_thread()
         or signal.getsignal(number) is not signal.SIG_DFL
     ):
         yield
         return
-    signal.signal(number, lambda signum, frame: engine.reopen_access_log())
+    signal.signal(number, lambda signum, frame: action())
     try:
         yield
     finally:
@@ -405,6 +437,11 @@ class MultiSocketServer:
             )
         except (SystemExit, KeyboardInterrupt):
             self.close()
+
+    def reload_certificates(self) -> bool:
+        """Read the TLS certificate and key files again (SIGHUP does the
+        same); see docs/tls.md.  Returns whether the new files are in use."""
+        return self._serving.reload_certificates()
 
     def close(self) -> None:
         """Stop serving and close every listening socket (thread-safe)."""
@@ -528,6 +565,11 @@ class BaseWSGIServer:
             )
         except (SystemExit, KeyboardInterrupt):
             pass
+
+    def reload_certificates(self) -> bool:
+        """Read the TLS certificate and key files again (SIGHUP does the
+        same); see docs/tls.md.  Returns whether the new files are in use."""
+        return self._serving.reload_certificates()
 
     def close(self) -> None:
         """Stop serving and close the listening socket (thread-safe).

@@ -207,3 +207,22 @@ def test_ini_access_log(paste_server, tmp_path):
                 lines = f.read().splitlines()
         time.sleep(0.05)
     assert lines == ["GET /from-ini 200"]
+
+
+def test_ini_tls_options(paste_server, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    import requests
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    chain, key, ca_file = (os.path.join(str(tmp_path), n) for n in ("chain.pem", "key.pem", "ca.pem"))
+    cert.cert_chain_pems[0].write_to_path(chain)
+    cert.private_key_pem.write_to_path(key)
+    ca.cert_pem.write_to_path(ca_file)
+    port = free_port()
+    paste_server(["listen = 127.0.0.1:%d" % port, "ssl_certfile = " + chain, "ssl_keyfile = " + key,
+                  "ssl_min_version = TLSv1.3", "ssl_verify = none"],
+                 listening=[("127.0.0.1", port)])
+    response = requests.get("https://127.0.0.1:%d/x" % port, verify=ca_file, timeout=10)
+    environ = response.json()["environ"]
+    assert (environ["wsgi.url_scheme"], environ["HTTPS"], environ["SSL_PROTOCOL"]) == ("https", "on", "TLSv1.3")

@@ -69,6 +69,9 @@ DEFAULTS.update(workers=1, preload=False, max_requests=0, max_requests_jitter=0,
                 max_worker_rss=0)
 # The engine's access log (docs/access-log.md; not in Waitress).
 DEFAULTS.update(access_log=None, access_log_format="combined", metrics_listen=None)
+# HTTPS (docs/tls.md; not in Waitress): off.
+DEFAULTS.update(ssl_certfile=None, ssl_keyfile=None, ssl_keyfile_password=None, ssl_ca_certs=None,
+                ssl_verify="none", ssl_min_version="TLSv1.2", ssl_ciphers=None)
 
 
 class TestDefaults:
@@ -417,3 +420,31 @@ class TestMetricsOptions:
     def test_command_line_flag(self):
         kw, args = Adjustments.parse_args(["--metrics-listen=127.0.0.1:9100", "app:app"])
         assert (kw["metrics_listen"], args) == ("127.0.0.1:9100", ["app:app"])
+
+
+class TestTLSOptions:
+    def test_off_by_default(self):
+        assert make().tls is False
+
+    def test_verify_and_version_are_normalised(self):
+        assert make(ssl_min_version="1.3").ssl_min_version == "TLSv1.3"
+        assert make(ssl_min_version=" tlsv1.2 ").ssl_min_version == "TLSv1.2"
+        assert make(ssl_verify=" None ").ssl_verify == "none"
+
+    @pytest.mark.parametrize("name", ["ssl_keyfile", "ssl_keyfile_password", "ssl_ca_certs", "ssl_ciphers"])
+    def test_tls_options_need_a_certificate(self, name):
+        with pytest.raises(ValueError, match=name + " has no meaning without ssl_certfile"):
+            make(**{name: "x"})
+
+    @pytest.mark.parametrize("options", [
+        {"ssl_verify": "sometimes"}, {"ssl_min_version": "TLSv1.1"}, {"ssl_verify": "required"},
+    ])
+    def test_bad_values_are_refused(self, options):
+        with pytest.raises(ValueError):
+            make(ssl_certfile="cert.pem", **options)
+
+    def test_cli_flags(self):
+        kw, _ = Adjustments.parse_args(["--ssl-certfile=c.pem", "--ssl-keyfile=k.pem", "--ssl-verify=required",
+                                        "--ssl-ca-certs=ca.pem", "--ssl-min-version=TLSv1.3", "app:app"])
+        assert (kw["ssl_certfile"], kw["ssl_keyfile"], kw["ssl_verify"], kw["ssl_ca_certs"],
+                kw["ssl_min_version"]) == ("c.pem", "k.pem", "required", "ca.pem", "TLSv1.3")

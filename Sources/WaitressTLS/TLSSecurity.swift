@@ -1,0 +1,46 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSL
+import WaitressServer
+
+/// TLS for a server's TCP listeners, plugged into WaitressServer through its
+/// `ConnectionSecurity` seam. Each accepted connection gets, from the socket
+/// inwards: `PlainHTTPRejector` (a plain-HTTP client gets a 400 page, not a
+/// hang), `ServerHelloObserver` (the negotiated cipher), swift-nio-ssl's
+/// server handler, and `TLSSessionReporter` (the environ's SSL_* variables,
+/// handshake failures closed quietly).
+///
+/// The context can be replaced while serving (`reload()`, SIGHUP): new
+/// connections use the new one, established ones keep theirs.
+public final class TLSSecurity: ConnectionSecurity {
+    public let options: TLSOptions
+    private let context: NIOLockedValueBox<NIOSSLContext>
+
+    /// Reads and checks every file now; throws with a one-line message.
+    public init(options: TLSOptions) throws(TLSSetupError) {
+        self.options = options
+        self.context = NIOLockedValueBox(try TLSContextLoader.load(options))
+    }
+
+    /// Reads the certificate and key files again. On failure the current
+    /// context stays and the returned message says why; nil on success.
+    public func reload() -> String? {
+        do {
+            let fresh = try TLSContextLoader.load(options)
+            context.withLockedValue { $0 = fresh }
+            return nil
+        } catch {
+            return "\(error.description); the previous certificate stays in use"
+        }
+    }
+
+    public func secure(_ channel: Channel) throws {
+        let sslContext = context.withLockedValue { $0 }
+        let observer = ServerHelloObserver()
+        let operations = channel.pipeline.syncOperations
+        try operations.addHandler(PlainHTTPRejector())
+        try operations.addHandler(observer)
+        try operations.addHandler(NIOSSLServerHandler(context: sslContext))
+        try operations.addHandler(TLSSessionReporter(observer: observer))
+    }
+}

@@ -1,0 +1,77 @@
+import NIOCore
+import NIOSSL
+import NIOTLS
+import WaitressServer
+
+/// Between the TLS handler and `ConnectionHandler`: once the handshake is
+/// done it tells the connection what the environ says of it, with mod_ssl's
+/// variable names (the convention Apache, mod_wsgi and uWSGI share):
+/// HTTPS=on is set per listener; here SSL_PROTOCOL, SSL_CIPHER and, with a
+/// verified client certificate, SSL_CLIENT_S_DN and SSL_CLIENT_CERT.
+///
+/// A handshake that fails (an old protocol version, no client certificate
+/// where one is required, a client that gave up) closes the connection
+/// without a "Socket error" log line: it never became an HTTP connection.
+/// After the handshake a client that closes without close_notify (many do)
+/// is a plain disconnect too.
+final class TLSSessionReporter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let observer: ServerHelloObserver
+    private var established = false
+
+    init(observer: ServerHelloObserver) {
+        self.observer = observer
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls {
+            established = true
+            let secured = ConnectionSecured(variables: variables(context))
+            context.pipeline.syncOperations.removeHandler(observer, promise: nil)
+            context.fireUserInboundEventTriggered(secured)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if !established {
+            context.close(promise: nil)
+            return
+        }
+        if let ssl = error as? NIOSSLError, case .uncleanShutdown = ssl {
+            return  // the input-closed event that follows ends the connection
+        }
+        context.fireErrorCaught(error)
+    }
+
+    private func variables(_ context: ChannelHandlerContext) -> [(name: String, value: String)] {
+        guard let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self) else {
+            return []
+        }
+        var result: [(name: String, value: String)] = []
+        switch handler.tlsVersion {
+        case .tlsv13: result.append(("SSL_PROTOCOL", "TLSv1.3"))
+        case .tlsv12: result.append(("SSL_PROTOCOL", "TLSv1.2"))
+        case .tlsv11: result.append(("SSL_PROTOCOL", "TLSv1.1"))
+        case .tlsv1: result.append(("SSL_PROTOCOL", "TLSv1"))
+        case .none: break
+        }
+        if let suite = observer.cipherSuite, let name = TLSCipherNames.name(of: suite) {
+            result.append(("SSL_CIPHER", name))
+        }
+        if let certificate = handler.peerCertificate {
+            result.append(("SSL_CLIENT_S_DN", ClientCertificateText.distinguishedName(certificate.subjectName)))
+            if let der = try? certificate.toDERBytes() {
+                result.append(("SSL_CLIENT_CERT", ClientCertificateText.pem(der)))
+            }
+        }
+        return result
+    }
+}
