@@ -86,7 +86,14 @@ class Scraper:
                     self.scrapes += 1
 
 
-def run_mode(python: str, workdir: Path, mode: str, seconds: int, waitress_python: str) -> float:
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, all its threads included."""
+    rest = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_mode(python: str, workdir: Path, mode: str, seconds: int, waitress_python: str) -> tuple[float, float]:
+    """(req/s, server CPU microseconds per request) of one measured run."""
     port = free_port()
     if mode.startswith("waitress"):
         python = waitress_python
@@ -112,9 +119,12 @@ def run_mode(python: str, workdir: Path, mode: str, seconds: int, waitress_pytho
         subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c16", "-d1s", url], capture_output=True)
         if scraper:
             scraper.thread.start()
+        cpu_before = cpu_seconds(proc.pid)
         out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{seconds}s", url],
                              capture_output=True, text=True).stdout
+        cpu = cpu_seconds(proc.pid) - cpu_before
         match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        total = re.search(r"(\d+) requests in", out)
         if not match or "Non-2xx" in out or "Socket errors" in out:
             raise RuntimeError("wrk: " + out)
         if scraper:
@@ -122,7 +132,7 @@ def run_mode(python: str, workdir: Path, mode: str, seconds: int, waitress_pytho
             scraper.thread.join(10)
             if scraper.scrapes < seconds - 1:
                 raise RuntimeError(f"only {scraper.scrapes} scrapes in {seconds} s")
-        return float(match.group(1))
+        return float(match.group(1)), cpu * 1e6 / max(1, int(total.group(1)) if total else 1)
     finally:
         proc.terminate()
         proc.wait(30)
@@ -158,15 +168,24 @@ def main() -> int:
         benchlib.run([waitress_python, "-m", "pip", "install", "-q", "paste==3.10.1"], timeout=300, log_file=logf)
         modes += ["waitress-off", "waitress-translogger"]
     results: dict[str, list[float]] = {m: [] for m in modes}
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
     for r in range(opts.rounds):
         for mode in modes:
-            results[mode].append(run_mode(opts.python, workdir, mode, opts.seconds, waitress_python))
-            print(f"round {r + 1} {mode:20s} {results[mode][-1]:10.0f} req/s", flush=True)
-    print("\nhello, 16 connections, median req/s; ratio to the same server with nothing on:")
+            rate, micros = run_mode(opts.python, workdir, mode, opts.seconds, waitress_python)
+            results[mode].append(rate)
+            cpu[mode].append(micros)
+            print(f"round {r + 1} {mode:20s} {rate:10.0f} req/s {micros:8.1f} us CPU/request", flush=True)
+    # On a shared machine req/s can move 2x between runs of one mode; the server's CPU time
+    # per request is the steadier figure.
+    print("\nhello, 16 connections, medians; ratios to the same server with nothing on:")
+    print(f"  {'mode':20s} {'req/s':>10s} {'ratio':>6s} {'CPU us/req':>11s} {'ratio':>6s}")
     for mode in modes:
+        base_mode = "waitress-off" if mode.startswith("waitress") else "off"
         median = statistics.median(results[mode])
-        base = statistics.median(results["waitress-off" if mode.startswith("waitress") else "off"])
-        print(f"  {mode:20s} {median:10.0f}  {median / base:5.3f}")
+        base = statistics.median(results[base_mode])
+        micros = statistics.median(cpu[mode])
+        base_micros = statistics.median(cpu[base_mode])
+        print(f"  {mode:20s} {median:10.0f} {median / base:6.3f} {micros:11.1f} {micros / base_micros:6.3f}")
     if "waitress-translogger" in results and "translogger" in results:
         ours = statistics.median(results["file"])
         theirs = statistics.median(results["waitress-translogger"])
