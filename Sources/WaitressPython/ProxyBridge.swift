@@ -15,9 +15,17 @@ enum ProxyBridge {
     /// Environ keys of the six proxy headers, made once.
     static let environKeys: [(ProxyHeader, PyPtr)] = ProxyHeader.allCases.map { ($0, pyInterned($0.environKey)) }
 
-    /// Mutates `environ`; returns the warnings to log and, for a malformed
-    /// header, what to answer. nil with a Python error set on failure.
-    static func apply(_ environ: PyPtr, _ config: ProxyConfiguration) -> (warnings: [String], failure: Failure?)? {
+    /// What applying the rules gave: the warnings to log, for a malformed
+    /// header what to answer, and the client's address when a trusted hop
+    /// named it (the new REMOTE_ADDR, for the access log's `%(h)s`).
+    struct Applied {
+        var warnings: [String]
+        var failure: Failure?
+        var clientAddress: String?
+    }
+
+    /// Mutates `environ`. nil with a Python error set on failure.
+    static func apply(_ environ: PyPtr, _ config: ProxyConfiguration) -> Applied? {
         guard let remoteAddr = item(environ, "REMOTE_ADDR"), let scheme = item(environ, "wsgi.url_scheme") else {
             if PyErr_Occurred() == nil { raise(PyExc_KeyError, "environ needs REMOTE_ADDR and wsgi.url_scheme") }
             return nil
@@ -44,12 +52,12 @@ enum ProxyBridge {
                 if PyDict_GetItem(environ, k) != nil { PyDict_DelItem(environ, k) }
                 wp_decref(k)
             }
-            return (changes.warnings, nil)
+            return Applied(warnings: changes.warnings, failure: nil, clientAddress: changes.remoteAddr)
         case .badRequest(let malformed):
-            return (
-                malformed.warnings,
-                Failure(header: malformed.header, reason: malformed.reason, value: malformed.value, detail: malformed.detail)
-            )
+            return Applied(
+                warnings: malformed.warnings,
+                failure: Failure(
+                    header: malformed.header, reason: malformed.reason, value: malformed.value, detail: malformed.detail))
         }
     }
 
@@ -109,8 +117,8 @@ enum ProxyBridge {
         else {
             return makeResult(nil, [])
         }
-        guard let (warnings, failure) = apply(environ, config) else { return nil }
-        return makeResult(failure, warnings)
+        guard let applied = apply(environ, config) else { return nil }
+        return makeResult(applied.failure, applied.warnings)
     }
 
     private static func makeResult(_ failure: Failure?, _ warnings: [String]) -> PyPtr? {

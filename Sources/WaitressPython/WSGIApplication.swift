@@ -130,15 +130,18 @@ final class WSGIApplication {
     /// applied; nil with a Python error set. `rejected` is set (and the environ
     /// still returned) when a trusted proxy header is malformed: the request is
     /// answered 400 without calling the app, as Waitress's middleware does.
-    func buildEnviron(for request: Request, rejected: inout String?) -> PyPtr? {
+    /// `client` is set to the address a trusted proxy named (the new
+    /// REMOTE_ADDR), for the access log.
+    func buildEnviron(for request: Request, rejected: inout String?, client: inout String?) -> PyPtr? {
         guard let environ = baseEnviron(for: request) else { return nil }
         if let proxy = proxy, request.head.hasProxyHeaderField {
-            guard let (warnings, failure) = ProxyBridge.apply(environ, proxy) else {
+            guard let applied = ProxyBridge.apply(environ, proxy) else {
                 wp_decref(environ)
                 return nil
             }
-            for warning in warnings { warn(warning) }
-            rejected = failure?.detail
+            for warning in applied.warnings { warn(warning) }
+            rejected = applied.failure?.detail
+            client = applied.clientAddress
         }
         return environ
     }

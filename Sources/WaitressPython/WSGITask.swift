@@ -22,6 +22,8 @@ final class WSGITask {
     var complete = false
     var wroteHeader = false
     var framing = BodyFraming.none
+    /// The client's address when a trusted proxy named it, for the access log.
+    var proxiedClient: String?
     var closeAfter = false
     var bodyWritten = 0
     var loggedExcess = false
@@ -61,7 +63,7 @@ final class WSGITask {
 
     func run() {
         var rejected: String? = nil
-        guard let environ = app.buildEnviron(for: request, rejected: &rejected) else {
+        guard let environ = app.buildEnviron(for: request, rejected: &rejected, client: &proxiedClient) else {
             handleException(wp_err_fetch())
             return
         }
@@ -189,7 +191,8 @@ final class WSGITask {
         ended = true
         if request.connection.notesResponses {
             request.connection.noteResponse(
-                status: status, headers: headers, bodyBytes: framing == .none ? 0 : bodyWritten)
+                status: status, headers: headers, bodyBytes: framing == .none ? 0 : bodyWritten,
+                client: proxiedClient)
         }
         let buffer = pending
         pending = nil

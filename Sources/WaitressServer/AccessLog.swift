@@ -275,6 +275,9 @@ public struct AccessLogNote: Sendable {
     /// The app's headers, for the access log only (nil with metrics alone).
     var headers: ResponseHeaders?
     var bodyBytes: Int
+    /// The client's address when a trusted proxy named it (`%(h)s` is then
+    /// that address, as REMOTE_ADDR is for the app); nil: the peer's.
+    var client: [UInt8]? = nil
 }
 
 extension ResponseChannel {
@@ -284,11 +287,13 @@ extension ResponseChannel {
 
     /// Called by the worker just before it sends the response's end. The
     /// headers are kept only for the access log (metrics need the status).
-    public func noteResponse(status: [UInt8], headers: ResponseHeaders, bodyBytes: Int) {
+    public func noteResponse(status: [UInt8], headers: ResponseHeaders, bodyBytes: Int, client: String? = nil) {
         var code = 0
         for b in status.prefix(3) where b >= 48 && b <= 57 { code = code * 10 + Int(b - 48) }
+        let logged = handler.core.accessLog != nil
         accessNote = AccessLogNote(
-            status: code, headers: handler.core.accessLog != nil ? headers : nil, bodyBytes: bodyBytes)
+            status: code, headers: logged ? headers : nil, bodyBytes: bodyBytes,
+            client: logged ? client.map { Array($0.utf8) } : nil)
     }
 }
 
@@ -350,13 +355,13 @@ extension ConnectionHandler {
         let method = accessLogTracker.method
         if responseChannel.pendingTotal == 0 && filesInFlight == 0 {
             record(start: start, method: method, head: head, line: [], status: note.status, headers: note.headers,
-                   bodyBytes: note.bodyBytes)
+                   bodyBytes: note.bodyBytes, client: note.client)
             return nil
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { [self] _ in
             record(start: start, method: method, head: head, line: [], status: note.status, headers: note.headers,
-                   bodyBytes: note.bodyBytes)
+                   bodyBytes: note.bodyBytes, client: note.client)
         }
         return promise
     }
@@ -365,13 +370,13 @@ extension ConnectionHandler {
     /// `method`: its `ServerMetrics.methodIndex` (for the metrics).
     private func record(
         start: Double, method: Int, head: RequestHead?, line: [UInt8], status: Int, headers: ResponseHeaders?,
-        bodyBytes: Int
+        bodyBytes: Int, client: [UInt8]? = nil
     ) {
         let now = monotonicSeconds()
         if let log = core.accessLog {
             log.record(
                 AccessLogEntry(
-                    head: head, rawRequestLine: line, remoteHost: responseChannel.remoteHostBytes,
+                    head: head, rawRequestLine: line, remoteHost: client ?? responseChannel.remoteHostBytes,
                     remotePort: responseChannel.remotePortBytes, startTime: wallSeconds() - (now - start),
                     duration: now - start, status: status, responseHeaders: headers ?? ResponseHeaders(),
                     bodyBytes: bodyBytes))

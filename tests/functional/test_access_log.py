@@ -110,6 +110,32 @@ def test_combined_is_translogger_byte_for_byte(private_server, tmp_path, utc):
     assert abs(time.mktime(time.strptime(stamp[:-6], "%d/%b/%Y:%H:%M:%S")) - time.time()) < 600
 
 
+def test_address_is_the_one_a_trusted_proxy_names(private_server, tmp_path, utc):
+    # %(h)s is REMOTE_ADDR as the app sees it, as TransLogger logs it: the client's address
+    # when a trusted proxy gives it, the peer's when the request carries none.
+    path = str(tmp_path / "access.log")
+    proxy = dict(trusted_proxy="127.0.0.1", trusted_proxy_headers="x-forwarded-for")
+    ours = private_server(access_log=path, **proxy)
+    paste = private_server("apps.translogged:app", **proxy)
+    requests = [
+        ("GET", "/uri", [("X-Forwarded-For", "203.0.113.7")], b""),
+        ("GET", "/uri", [], b""),
+        ("GET", "/uri", [("X-Forwarded-For", "2001:db8::1, 198.51.100.2")], b""),
+    ]
+    send_all(ours, requests)
+    send_all(paste, requests)
+    mine = wait_for_lines(path, len(requests))
+    deadline = time.monotonic() + 10
+    while True:
+        theirs = [l for l in paste.log_text().splitlines() if COMBINED.match(l)]
+        if len(theirs) >= len(requests) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert [COMBINED.match(l).group(1) for l in mine] == ["203.0.113.7", "127.0.0.1", "198.51.100.2"]
+    assert [COMBINED.match(l).group(1) for l in theirs] == [COMBINED.match(l).group(1) for l in mine]
+    serves(ours)
+
+
 def test_client_values_are_escaped(private_server, tmp_path):
     # The one deliberate difference from TransLogger, which writes them raw: quotes and
     # backslashes are escaped and other bytes outside printable ASCII written as \xHH (as
