@@ -9,6 +9,15 @@ public struct ResponseHeaders: Sendable {
         entries.reserveCapacity(8)
     }
 
+    /// Headers with no room reserved (`reserving: false`), for an empty value
+    /// that allocates nothing.
+    public init(reserving: Bool) {
+        if reserving {
+            storage.reserveCapacity(256)
+            entries.reserveCapacity(8)
+        }
+    }
+
     public mutating func removeAll() {
         storage.removeAll(keepingCapacity: true)
         entries.removeAll(keepingCapacity: true)

@@ -41,6 +41,9 @@ public struct AccessLogConfiguration: Sendable {
 /// counted, and a warning says how many.
 public final class AccessLog: @unchecked Sendable {
     let configuration: AccessLogConfiguration
+    /// The format's `responseNeeds`, held apart so that workers read it
+    /// without copying the format.
+    let responseNeeds: AccessLogFormat.ResponseNeeds
     private let logs: LogRelay
     private let gate = Gate()
     /// Touched on the event loop only.
@@ -65,6 +68,7 @@ public final class AccessLog: @unchecked Sendable {
 
     public init(configuration: AccessLogConfiguration, logs: LogRelay) {
         self.configuration = configuration
+        self.responseNeeds = configuration.format.responseNeeds
         self.logs = logs
         line.reserveCapacity(512)
         waiting.reserveCapacity(Self.flushBytes)
@@ -97,7 +101,7 @@ public final class AccessLog: @unchecked Sendable {
     }
 
     /// Formats and queues the line for one finished request; on the event loop.
-    func record(_ entry: AccessLogEntry) {
+    func record(_ entry: borrowing AccessLogEntry) {
         line.removeAll(keepingCapacity: true)
         configuration.format.write(entry, into: &line, clock: &clock)
         gate.lock()
@@ -272,8 +276,11 @@ public struct AccessLogOpenError: Error, CustomStringConvertible {
 /// loop after it (the Outbox's lock orders the two).
 public struct AccessLogNote: Sendable {
     var status: Int
-    /// The app's headers, for the access log only (nil with metrics alone).
+    /// The app's headers, for the access log only, and only when its format
+    /// prints response headers (nil otherwise).
     var headers: ResponseHeaders?
+    /// `AccessLogEntry.contentLength`.
+    var contentLength = AccessLogEntry.noContentLength
     var bodyBytes: Int
     /// The client's address when a trusted proxy named it (`%(h)s` is then
     /// that address, as REMOTE_ADDR is for the app); nil: the peer's.
@@ -290,10 +297,14 @@ extension ResponseChannel {
     public func noteResponse(status: [UInt8], headers: ResponseHeaders, bodyBytes: Int, client: String? = nil) {
         var code = 0
         for b in status.prefix(3) where b >= 48 && b <= 57 { code = code * 10 + Int(b - 48) }
-        let logged = handler.core.accessLog != nil
+        guard let log = handler.core.accessLog else {
+            accessNote = AccessLogNote(status: code, headers: nil, bodyBytes: bodyBytes)
+            return
+        }
+        let (keep, contentLength) = AccessLogFormat.note(headers, log.responseNeeds)
         accessNote = AccessLogNote(
-            status: code, headers: logged ? headers : nil, bodyBytes: bodyBytes,
-            client: logged ? client.map { Array($0.utf8) } : nil)
+            status: code, headers: keep ? headers : nil, contentLength: contentLength, bodyBytes: bodyBytes,
+            client: client.map { Array($0.utf8) })
     }
 }
 
@@ -355,13 +366,13 @@ extension ConnectionHandler {
         let method = accessLogTracker.method
         if responseChannel.pendingTotal == 0 && filesInFlight == 0 {
             record(start: start, method: method, head: head, line: [], status: note.status, headers: note.headers,
-                   bodyBytes: note.bodyBytes, client: note.client)
+                   contentLength: note.contentLength, bodyBytes: note.bodyBytes, client: note.client)
             return nil
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { [self] _ in
             record(start: start, method: method, head: head, line: [], status: note.status, headers: note.headers,
-                   bodyBytes: note.bodyBytes, client: note.client)
+                   contentLength: note.contentLength, bodyBytes: note.bodyBytes, client: note.client)
         }
         return promise
     }
@@ -370,7 +381,7 @@ extension ConnectionHandler {
     /// `method`: its `ServerMetrics.methodIndex` (for the metrics).
     private func record(
         start: Double, method: Int, head: RequestHead?, line: [UInt8], status: Int, headers: ResponseHeaders?,
-        bodyBytes: Int, client: [UInt8]? = nil
+        contentLength: Int = AccessLogEntry.contentLengthInHeaders, bodyBytes: Int, client: [UInt8]? = nil
     ) {
         let now = monotonicSeconds()
         if let log = core.accessLog {
@@ -378,7 +389,7 @@ extension ConnectionHandler {
                 AccessLogEntry(
                     head: head, rawRequestLine: line, remoteHost: client ?? responseChannel.remoteHostBytes,
                     remotePort: responseChannel.remotePortBytes, startTime: wallSeconds() - (now - start),
-                    duration: now - start, status: status, responseHeaders: headers ?? ResponseHeaders(),
+                    duration: now - start, status: status, responseHeaders: headers, contentLength: contentLength,
                     bodyBytes: bodyBytes))
         }
         core.metrics?.countRequest(method: method, status: status, seconds: now - start)
