@@ -244,6 +244,42 @@ def test_the_endpoint_answers_only_metrics(metered):
     assert server.get("/hello").status == 200
 
 
+def test_idle_and_surplus_scrape_connections_are_closed(metered):
+    # channel_timeout applies to scrape connections as to others; past 32 open ones a new
+    # connection is closed at once. Afterwards a scrape is answered.
+    server = metered(channel_timeout=1)
+    port = server.metrics_port
+    idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+    opened = time.monotonic()
+    assert idle.recv(1) == b""  # closed by the server, not by our timeout
+    assert 0.5 < time.monotonic() - opened < 9
+    idle.close()
+    held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(32)]
+    try:
+        # Each of the 32 is served (a scrape is answered on it), so all are open at once.
+        for sock in held:
+            sock.sendall(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(64).startswith(b"HTTP/1.1 200 OK\r\n")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as surplus:
+            surplus.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                assert surplus.recv(64) == b""
+            except ConnectionResetError:
+                pass
+    finally:
+        for sock in held:
+            sock.close()
+    assert "waitress_requests_total" in wait_until(lambda: _scrape_or_none(port), what="a scrape")
+    assert server.get("/hello").status == 200
+
+
+def _scrape_or_none(port):
+    try:
+        return scrape(port)
+    except OSError:
+        return None
+
+
 def test_a_metrics_port_in_use_fails_at_start_with_its_address(private_server):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
