@@ -308,13 +308,11 @@ extension ResponseChannel {
     }
 }
 
-/// A connection's share of the access log and the metrics: when the current
-/// request began, its method and (for the log) its head, kept from its first
-/// byte to its response's last.
+/// A connection's share of the access log and the metrics: the current
+/// request's method and (for the log) its head, kept from its dispatch to its
+/// response's last byte. When it began is the state machine's
+/// (`ConnectionStateMachine.requestStart`, `firstByte`).
 struct AccessLogTracker {
-    /// Monotonic time of the read that brought the first unparsed byte.
-    var firstByte = 0.0
-    var requestStart = 0.0
     /// A request is in service and its response will be recorded.
     var tracking = false
     /// `ServerMetrics.methodIndex` of its method.
@@ -324,18 +322,6 @@ struct AccessLogTracker {
 }
 
 extension ConnectionHandler {
-    /// A read arrived at `now` into an empty buffer: a new request may begin.
-    func accessLogBytesArrived(at now: Double, bufferWasEmpty: Bool) {
-        if bufferWasEmpty { accessLogTracker.firstByte = now }
-    }
-
-    /// A head was parsed: its request began at the first byte; bytes left in
-    /// the buffer (pipelined requests) arrived by the latest read.
-    func accessLogHeadParsed(latestRead: Double) {
-        accessLogTracker.requestStart = accessLogTracker.firstByte
-        accessLogTracker.firstByte = latestRead
-    }
-
     func accessLogDispatched(_ head: RequestHead) {
         guard core.recordsResponses else { return }
         accessLogTracker.tracking = true
@@ -362,7 +348,7 @@ extension ConnectionHandler {
         accessLogTracker.head = nil
         let note = responseChannel.accessNote ?? AccessLogNote(status: 0, headers: nil, bodyBytes: 0)
         responseChannel.accessNote = nil
-        let start = accessLogTracker.requestStart
+        let start = machine.requestStart
         let method = accessLogTracker.method
         if responseChannel.pendingTotal == 0 && filesInFlight == 0 {
             record(start: start, method: method, head: head, line: [], status: note.status, headers: note.headers,
@@ -414,7 +400,7 @@ extension ConnectionHandler {
         var code = 0
         for b in response.dropFirst(9).prefix(3) where b >= 48 && b <= 57 { code = code * 10 + Int(b - 48) }
         let (headers, bodyStart) = Self.parseHeaders(response)
-        let start = head != nil ? accessLogTracker.requestStart : accessLogTracker.firstByte
+        let start = head != nil ? machine.requestStart : machine.firstByte
         let method = head.map { head in
             head.storage.withUnsafeBytes { ServerMetrics.methodIndex(UnsafeRawBufferPointer(rebasing: $0[head.method])) }
         } ?? ServerMetrics.methods.count - 1

@@ -4,50 +4,27 @@ import Glibc
 import NIOCore
 import WaitressHTTP
 
-/// One client connection: reads and parses requests, hands complete ones to
-/// the worker pool one at a time, and writes their responses in order.
+/// One client connection on the channel: carries out what its
+/// `ConnectionStateMachine` decides (the rules are there: one request in
+/// service at a time, read-ahead, 100-continue, half-close, lingering after
+/// an error, the drain). This class does the I/O: reading on and off, writes
+/// and flushes, dispatching to the workers, closing, the linger timer, file
+/// regions, the access log and metrics.
 ///
-/// One request is in service at a time, so responses can never be reordered
-/// (RFC 9112 §9.3.2). Reading stays on (re-arming read interest per request
-/// costs two epoll_ctl calls), but while a request is in service at most
-/// `readAheadLimit` bytes are buffered before reading pauses, so a pipelining
-/// or flooding client costs bounded memory. The next buffered request is only
-/// started once the previous response is written out below the write-buffer
-/// high watermark (Waitress flushes its outbufs first).
+/// Reading stays on between requests (re-arming read interest per request
+/// costs two epoll_ctl calls); it is turned off only past the read-ahead limit.
 final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = IOData
 
-    private struct BodyState {
-        var head: RequestHead
-        var receiver: BodyReceiver
-        var buffer: OverflowableBuffer
-        /// Bytes of the body consumed so far, framing included.
-        var received = 0
-    }
-
     let core: ServerCore
     let listener: ListenerSpec
     private var context: ChannelHandlerContext?
-    private var cumulation: ByteBuffer?
-    private var parser: RequestHeadParser
-    private var bodyState: BodyState?
-    private(set) var inService = false
-    private var closing = false
-    private var readingPaused = false
-    /// After an error response: input is read and dropped until the client closes.
-    private var discarding = false
-    /// The client shut down its sending side (read EOF).
-    private var peerClosed = false
-    private var needsFlush = false
+    private(set) var machine: ConnectionStateMachine
     /// File regions written and not yet completed (they count in no pending
     /// total; the access log and metrics wait for them).
     private(set) var filesInFlight = 0
-    private(set) var lastActivity = monotonicSeconds()
-    /// When the first bytes of a request head that is not complete yet were
-    /// parsed (request_head_timeout); nil between requests.
-    private var headStarted: Double?
-    /// The current request's start and head, for the access log (AccessLog.swift).
+    /// The current request's method and head, for the access log (AccessLog.swift).
     var accessLogTracker = AccessLogTracker()
     /// Set from handlerAdded to handlerRemoved. The ResponseChannel holds this
     /// handler (workers post to it), and the context holds it too, so both
@@ -66,9 +43,12 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     init(core: ServerCore, listener: ListenerSpec) {
         self.core = core
         self.listener = listener
-        self.parser = RequestHeadParser(
-            maxHeaderSize: core.configuration.maxRequestHeaderSize,
-            maxBodySize: core.configuration.maxRequestBodySize)
+        let configuration = core.configuration
+        self.machine = ConnectionStateMachine(
+            limits: .init(
+                maxHeaderSize: configuration.maxRequestHeaderSize, maxBodySize: configuration.maxRequestBodySize,
+                inbufOverflow: configuration.inbufOverflow, readAheadLimit: core.readAheadLimit),
+            now: monotonicSeconds())
     }
 
     // MARK: channel events
@@ -104,29 +84,23 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        closing = true
+        machine.channelClosed()
         responseChannel.markClosed()
-        bodyState = nil
-        cumulation = nil
         core.unregister(self)
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
-        lastActivity = monotonicSeconds()
-        if closing { return }  // includes discarding after an error response
-        core.metrics?.add(.bytesReceived, incoming.readableBytes)
-        accessLogBytesArrived(at: lastActivity, bufferWasEmpty: cumulation == nil)
-        if cumulation == nil {
-            cumulation = incoming
-        } else {
-            cumulation!.writeBuffer(&incoming)
+        let now = monotonicSeconds()
+        let count = incoming.readableBytes
+        let action = machine.bytesRead(&incoming, at: now)
+        if case .drop = action { return }  // closing, lingering after an error included
+        core.metrics?.add(.bytesReceived, count)
+        if case .process = action {
+            process(at: now)
         }
-        if !inService {
-            process()
-        }
-        if inService, !readingPaused, let buffered = cumulation, buffered.readableBytes >= core.readAheadLimit {
+        if machine.readAheadExceeded() {
             setReading(false)
         }
     }
@@ -136,8 +110,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable && !inService && !closing {
-            process()
+        if machine.writabilityChanged(isWritable: context.channel.isWritable) {
+            process(at: monotonicSeconds())
             flushIfNeeded()
         }
     }
@@ -145,7 +119,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // Resets and broken pipes end the connection; Waitress logs them as
         // "Socket error" unless log_socket_errors is off.
-        if core.configuration.logSocketErrors && !closing && !Self.isDisconnect(error) {
+        if core.configuration.logSocketErrors && !machine.isClosing && !Self.isDisconnect(error) {
             core.logs.post(.error, "Socket error: \(Self.describe(error))")
         }
         context.close(promise: nil)
@@ -176,13 +150,10 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         if let event = event as? ChannelEvent, event == .inputClosed {
-            // The client half-closed: serve what is complete, then close.
-            if discarding || !inService {
+            switch machine.inputClosedByPeer() {
+            case .close:
                 context.close(promise: nil)
-            } else {
-                // Requests already complete in the buffer are still answered
-                // (RFC 9112 §9.6); the connection closes when none is left.
-                peerClosed = true
+            case .finishService:
                 responseChannel.markPeerClosed()
             }
             return
@@ -194,109 +165,38 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func setReading(_ on: Bool) {
         guard let context = context else { return }
-        readingPaused = !on
         try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: on)
         if on { context.read() }
     }
 
-    /// Parses what is buffered until a request is complete and dispatched, an
-    /// error is answered, or more bytes are needed.
-    private func process() {
-        while !inService && !closing {
-            guard var buffer = cumulation, buffer.readableBytes > 0 else {
-                cumulation = nil
-                if peerClosed {
-                    closeAfterFlush()
-                    return
-                }
-                if readingPaused { setReading(true) }
+    /// Carries out what the state machine makes of the buffered bytes until a
+    /// request is dispatched, an error is answered, or more bytes are needed.
+    private func process(at now: Double) {
+        while true {
+            switch machine.process(at: now) {
+            case .wait:
                 return
-            }
-            if var state = bodyState {
-                let consumed: Int
-                do {
-                    consumed = try buffer.withUnsafeReadableBytes { bytes throws(RequestError) in
-                        try state.receiver.receive(bytes, into: state.buffer)
-                    }
-                } catch {
-                    let answer = state.receiver.answer(
-                        to: error, received: state.received + buffer.readableBytes,
-                        maxBodySize: core.configuration.maxRequestBodySize)
-                    fail(answer, version: state.head.version)
-                    return
-                }
-                state.received += consumed
-                buffer.moveReaderIndex(forwardBy: consumed)
-                cumulation = buffer.readableBytes > 0 ? buffer : nil
-                if state.receiver.isComplete {
-                    bodyState = nil
-                    dispatch(state.head, body: state.buffer)
-                } else {
-                    bodyState = state
-                    if peerClosed {
-                        closeAfterFlush()
-                        return
-                    }
-                    if readingPaused { setReading(true) }
-                    return
-                }
-                continue
-            }
-            let result = buffer.withUnsafeReadableBytes { parser.parse($0) }
-            switch result {
-            case .needMore:
-                // Blank lines between requests (RFC 9112 §2.2) start no head:
-                // an idle keep-alive client that sent one stays idle.
-                if headStarted == nil, buffer.readableBytesView.contains(where: { $0 != 13 && $0 != 10 }) {
-                    headStarted = monotonicSeconds()
-                }
-                if buffer.readerIndex > 0 && buffer.readableBytes < 1024 {
-                    // Offsets are relative to the readable bytes: the parser's
-                    // resume point stays valid.
-                    buffer.discardReadBytes()
-                }
-                cumulation = buffer
-                if peerClosed {
-                    closeAfterFlush()
-                    return
-                }
-                if readingPaused { setReading(true) }
+            case .resumeReading:
+                setReading(true)
                 return
-            case .failure(let error, let version):
-                fail(error, version: version)
+            case .sendContinue:
+                // RFC 9110 §10.1.1: the client waits for this before the body.
+                writeRaw(core.continueBytes)
+                flushIfNeeded()
+            case .dispatch(let head, let body):
+                dispatch(head, body: body)
                 return
-            case .head(let head, let consumed):
-                headStarted = nil
-                accessLogHeadParsed(latestRead: lastActivity)
-                buffer.moveReaderIndex(forwardBy: consumed)
-                cumulation = buffer.readableBytes > 0 ? buffer : nil
-                if head.isChunked || head.contentLength > 0 {
-                    let receiver: BodyReceiver =
-                        head.isChunked
-                        ? .chunked(
-                            ChunkedReceiver(
-                                maxBodySize: core.configuration.maxRequestBodySize,
-                                maxHeaderSize: core.configuration.maxRequestHeaderSize))
-                        : .fixed(FixedLengthReceiver(length: head.contentLength))
-                    bodyState = BodyState(
-                        head: head, receiver: receiver,
-                        buffer: OverflowableBuffer(overflow: core.configuration.inbufOverflow))
-                    if head.expectContinue {
-                        // RFC 9110 §10.1.1: the client waits for this before the body.
-                        // Sent even when body bytes came with the head, as Waitress
-                        // does: a client that sent early still reads a 100 first.
-                        writeRaw(core.continueBytes)
-                        flushIfNeeded()
-                    }
-                } else {
-                    dispatch(head, body: nil)
-                }
+            case .answerError(let answer):
+                fail(answer)
+                return
+            case .closeAfterFlush:
+                closeAfterFlush()
+                return
             }
         }
     }
 
     private func dispatch(_ head: RequestHead, body: OverflowableBuffer?) {
-        inService = true
         accessLogDispatched(head)
         let length = body?.count ?? 0
         let contents = body?.take() ?? .memory([])
@@ -317,29 +217,24 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// is read and dropped until it closes too, for at most `lingerSeconds`.
     /// Closing with unread bytes would make the kernel send a reset, and the
     /// client could lose the response (a 431 for a long head, say).
-    private func fail(_ error: RequestError, version: HTTPVersion) {
-        let head = bodyState?.head
-        let buffered = cumulation
-        bodyState = nil
-        cumulation = nil
-        closing = true
-        discarding = true
+    private func fail(_ answer: ConnectionStateMachine.ErrorAnswer) {
+        let error = answer.error
         if case .storageFailure(let code) = error {
             core.logs.post(
                 .error,
                 "could not write a request body to a temporary file in \(OverflowableBuffer.temporaryDirectory) (\(String(cString: strerror(code)))); answered 503 Service Unavailable"
             )
         }
-        let bytes = core.errorResponse(error, version: version)
+        let bytes = core.errorResponse(error, version: answer.version)
         if let metrics = core.metrics {
             metrics.countEngineError(status: error.statusCode)
             metrics.add(.bytesSent, bytes.count)
         }
         guard let context = context else { return }
-        if readingPaused { setReading(true) }
+        if answer.resumeReading { setReading(true) }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        let logged = accessLogEngineAnswer(bytes, head: head, buffered: buffered, context: context)
+        let logged = accessLogEngineAnswer(bytes, head: answer.head, buffered: answer.unparsed, context: context)
         context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer))).whenComplete { _ in
             logged?.succeed(())
             context.close(mode: .output, promise: nil)
@@ -359,7 +254,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         buffer.writeBytes(bytes)
         core.metrics?.add(.bytesSent, bytes.count)
         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
-        needsFlush = true
+        machine.wrote()
     }
 
     func handle(_ part: ResponseChannel.Part) {
@@ -370,7 +265,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let context = context, context.channel.isActive else {
             switch part {
             case .end:
-                inService = false
+                machine.responseDropped()
                 if let context = context { accessLogEndPromise(context)?.succeed(()) }
             case .data(let buffer): responseChannel?.drained(memory: buffer.readableBytes, total: buffer.readableBytes)
             case .file(_, _, let length, let spilled): if spilled { responseChannel?.drained(memory: 0, total: length) }
@@ -385,7 +280,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             let channel = responseChannel!
             promise.futureResult.whenComplete { _ in channel.drained(memory: count, total: count) }
             context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
-            needsFlush = true
+            machine.wrote()
         case .file(let file, let offset, let length, let spilled):
             if listener.isSecure {
                 // The bytes must go through the TLS handler: no sendfile.
@@ -403,35 +298,35 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                 if spilled { channel.drained(memory: 0, total: length) }
             }
             context.write(wrapOutboundOut(.fileRegion(region)), promise: promise)
-            needsFlush = true
+            machine.wrote()
         case .end(let buffer, let close):
-            inService = false
-            lastActivity = monotonicSeconds()
+            let now = monotonicSeconds()
+            let ended = machine.responseEnded(close: close, serverDraining: !close && core.closesWhenIdle, at: now)
             let logged = accessLogEndPromise(context)
-            if close || closing || core.closesWhenIdle {
+            switch ended {
+            case .closeAfterFlush:
                 closeAfterFlush(last: buffer, then: logged)
-                return
-            }
-            if let buffer = buffer {
-                context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: logged)
-                needsFlush = true
-            } else if let logged = logged {
-                context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: logged)
-            }
-            if context.channel.isWritable {
-                process()
+            case .keepOpen:
+                if let buffer = buffer {
+                    context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: logged)
+                    machine.wrote()
+                } else if let logged = logged {
+                    context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: logged)
+                }
+                if context.channel.isWritable {
+                    process(at: now)
+                }
             }
         }
     }
 
-    /// Writes `last` (if any), then closes once everything written is flushed.
+    /// Writes `last` (if any), then closes once everything written is flushed
+    /// (the state machine has moved to draining).
     private func closeAfterFlush(last: ByteBuffer? = nil, then written: EventLoopPromise<Void>? = nil) {
         guard let context = context else {
             written?.succeed(())
             return
         }
-        closing = true
-        needsFlush = false
         let final = last ?? context.channel.allocator.buffer(capacity: 0)
         context.writeAndFlush(wrapOutboundOut(.byteBuffer(final))).whenComplete { _ in
             written?.succeed(())
@@ -440,28 +335,24 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func flushIfNeeded() {
-        if needsFlush, let context = context {
-            needsFlush = false
+        if let context = context, machine.takeFlush() {
             context.flush()
         }
     }
 
     /// Answers 408 and closes when a request head began before `cutoff` and
-    /// is still not complete (a client trickling a byte at a time is never
-    /// idle, so channel_timeout alone would let it keep the connection).
+    /// is still not complete (request_head_timeout).
     func expireHead(startedBefore cutoff: Double, seconds: Int) {
-        guard let started = headStarted, started < cutoff, !inService, !closing, bodyState == nil else { return }
-        headStarted = nil
-        fail(.headTimeout(seconds: seconds), version: .http10)
+        guard let answer = machine.headTimedOut(startedBefore: cutoff, seconds: seconds) else { return }
+        fail(answer)
         flushIfNeeded()
     }
 
-    /// Closes the connection if it is idle (no request in service), or in any
-    /// case when `force` is set (a drain that ran out of time).
+    /// Closes the connection if it is idle (no request in service) and, with
+    /// a `cutoff`, has been since before it; in any case when `force` is set
+    /// (a drain that ran out of time).
     func closeIfIdle(olderThan cutoff: Double?, force: Bool = false) {
-        guard force || !inService, let context = context else { return }
-        if let cutoff = cutoff, lastActivity >= cutoff { return }
-        closing = true
+        guard let context = context, machine.closeIfIdle(olderThan: cutoff, force: force) else { return }
         context.close(promise: nil)
     }
 }
