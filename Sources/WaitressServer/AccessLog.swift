@@ -290,14 +290,14 @@ public struct AccessLogNote: Sendable {
 extension ResponseChannel {
     /// Whether the server keeps an access log or metrics (workers note
     /// responses only then).
-    public var notesResponses: Bool { handler.core.recordsResponses }
+    public var notesResponses: Bool { recordsResponses }
 
     /// Called by the worker just before it sends the response's end. The
     /// headers are kept only for the access log (metrics need the status).
     public func noteResponse(status: [UInt8], headers: ResponseHeaders, bodyBytes: Int, client: String? = nil) {
         var code = 0
         for b in status.prefix(3) where b >= 48 && b <= 57 { code = code * 10 + Int(b - 48) }
-        guard let log = handler.core.accessLog else {
+        guard let log = accessLog else {
             accessNote = AccessLogNote(status: code, headers: nil, bodyBytes: bodyBytes)
             return
         }
@@ -344,6 +344,14 @@ extension ConnectionHandler {
     func accessLogEndPromise(_ context: ChannelHandlerContext) -> EventLoopPromise<Void>? {
         guard accessLogTracker.tracking else { return nil }
         accessLogTracker.tracking = false
+        if core.accessLog == nil && responseChannel.pendingTotal == 0 && filesInFlight == 0 {
+            // Metrics alone, everything written: count it now; no head, no line.
+            let status = responseChannel.accessNote?.status ?? 0
+            responseChannel.accessNote = nil
+            core.metrics?.countRequest(
+                method: accessLogTracker.method, status: status, seconds: monotonicSeconds() - machine.requestStart)
+            return nil
+        }
         let head = accessLogTracker.head
         accessLogTracker.head = nil
         let note = responseChannel.accessNote ?? AccessLogNote(status: 0, headers: nil, bodyBytes: 0)

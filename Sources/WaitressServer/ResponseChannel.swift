@@ -82,6 +82,10 @@ public final class ResponseChannel: @unchecked Sendable {
     public let remotePortBytes: [UInt8]
     /// Set by the worker before it ends a response (AccessLog.swift).
     var accessNote: AccessLogNote?
+    /// The server's access log and whether it keeps a log or metrics, held
+    /// here so that a worker noting a response reads no chain of references.
+    let accessLog: AccessLog?
+    let recordsResponses: Bool
     /// What the security layer said of the connection (`ConnectionSecured`),
     /// set on the event loop before its first request is dispatched; empty on
     /// a plain connection.
@@ -96,6 +100,8 @@ public final class ResponseChannel: @unchecked Sendable {
         self.remotePort = remotePort
         self.remoteHostBytes = Array(remoteHost.utf8)
         self.remotePortBytes = Array(remotePort.utf8)
+        self.accessLog = handler.core.accessLog
+        self.recordsResponses = handler.core.recordsResponses
     }
 
     public var isOpen: Bool { isOpenFlag.load(ordering: .relaxed) }
