@@ -158,6 +158,25 @@ def test_openssl_s_client(private_server, certs):
     assert out.stdout.endswith(b"Hello, world!")
 
 
+@pytest.mark.parametrize("ciphers", ["ECDHE+AESGCM:!AES256:!aNULL", "HIGH:!AES256:!CHACHA20:!MD5:!SHA1"])
+def test_openssl_cipher_strings(private_server, certs, ciphers):
+    # OpenSSL's cipher-string syntax, as gunicorn's --ciphers takes it: here both leave
+    # TLS 1.2 clients AES-128-GCM with ECDHE.
+    server = private_server(**certs.options(ssl_ciphers=ciphers))
+    context = certs.client_context(ssl.TLSVersion.TLSv1_2)
+    environ, session = environ_over(server, context)
+    assert session["cipher"] == environ["SSL_CIPHER"] == "ECDHE-ECDSA-AES128-GCM-SHA256"
+    # A TLS 1.2 client offering only suites the string leaves out is refused.
+    only_256 = certs.client_context(ssl.TLSVersion.TLSv1_2)
+    only_256.set_ciphers("ECDHE-ECDSA-AES256-GCM-SHA384")
+    with pytest.raises(ssl.SSLError):
+        tls_socket(server, only_256).close()
+    # TLS 1.3 is not affected.
+    _, session = environ_over(server, certs.client_context())
+    assert session["version"] == "TLSv1.3"
+    assert "Socket error" not in server.log_text()
+
+
 # -- client certificates ----------------------------------------------------------------------
 
 
@@ -340,7 +359,14 @@ def start_up_errors(certs, tmp):
         "missing ca": (
             [chain, f"--ssl-keyfile={certs.key}", f"--ssl-ca-certs={missing}", "--ssl-verify=required"],
             missing, None),
-        "unknown cipher": ([chain, f"--ssl-keyfile={certs.key}", "--ssl-ciphers=NOT-A-CIPHER"], "NOT-A-CIPHER", None),
+        "unknown cipher": (
+            [chain, f"--ssl-keyfile={certs.key}", "--ssl-ciphers=NOT-A-CIPHER"], "NOT-A-CIPHER", "selects no"),
+        "cipher string selecting nothing": (
+            [chain, f"--ssl-keyfile={certs.key}", "--ssl-ciphers=ECDHE+AESGCM:!ECDHE"], "ECDHE+AESGCM:!ECDHE",
+            "selects no"),
+        "malformed cipher string": (
+            [chain, f"--ssl-keyfile={certs.key}", "--ssl-ciphers=HIGH:@NOPE"], "HIGH:@NOPE",
+            "not an OpenSSL cipher string"),
     }, encrypted
 
 
