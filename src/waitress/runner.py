@@ -216,8 +216,8 @@ sockets stay plain):
 
     --ssl-ciphers=LIST
         TLS 1.2 cipher suites, an OpenSSL cipher string such as
-        'ECDHE+AESGCM:!aNULL' or 'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-
-        CHACHA20-POLY1305'. TLS 1.3's suites are not configurable.
+        'ECDHE+AESGCM:!aNULL' or a list of suite names joined by ':'.
+        TLS 1.3's suites are not configurable.
 
     SIGHUP (one process) reads the certificate and key files again: new
     connections use them, a bad file is logged and the old one kept.
