@@ -29,21 +29,11 @@ from functional.harness import Connection, build_request
 
 pytest.importorskip("trustme")
 
-from functional.tls_harness import Certificates, tls_connection, tls_socket  # noqa: E402
+from functional.tls_harness import (  # noqa: E402, F401 (fixtures)
+    Certificates, certs, other_certs, tls_connection, tls_socket)
 
 BIN_DIR = os.path.dirname(sys.executable)
 TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return Certificates(str(tmp_path_factory.mktemp("tls")))
-
-
-@pytest.fixture(scope="module")
-def other_certs(tmp_path_factory):
-    """Another CA with its own server and client certificates."""
-    return Certificates(str(tmp_path_factory.mktemp("tls-other")), "other")
 
 
 def environ_over(server, context, target="/environ"):

@@ -28,21 +28,12 @@ pytest.importorskip("trustme")
 from functional.procstats import vm_rss  # noqa: E402
 from functional.test_output_path import (  # noqa: E402
     PacedConnection, expected_big_digest, new_key, read_body_digest)
-from functional.tls_harness import Certificates, tls_connection, tls_socket  # noqa: E402
+from functional.tls_harness import (  # noqa: E402, F401 (fixtures)
+    certs, other_certs, tls_connection, tls_socket)
 from functional.workers_harness import Load, Supervised, pid_alive, write_app  # noqa: E402
 
 MiB = 1024 * 1024
 KiB = 1024
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return Certificates(str(tmp_path_factory.mktemp("tls")))
-
-
-@pytest.fixture(scope="module")
-def other_certs(tmp_path_factory):
-    return Certificates(str(tmp_path_factory.mktemp("tls-other")), "other")
 
 
 def trusting(*all_certs):

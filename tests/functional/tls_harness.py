@@ -1,10 +1,11 @@
-"""Certificates made at test time (trustme) and TLS client sockets, shared by the HTTPS tests
-(test_tls.py, test_tls_lifecycle.py)."""
+"""Certificates made at test time (trustme; the ``certs`` and ``other_certs`` fixtures) and TLS
+client sockets, shared by the HTTPS tests (test_tls.py, test_tls_lifecycle.py)."""
 
 import os
 import socket
 import ssl
 
+import pytest
 import trustme
 
 from functional.harness import Connection
@@ -46,6 +47,17 @@ class Certificates:
         if certificate is not None:
             context.load_cert_chain(certificate)
         return context
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return Certificates(str(tmp_path_factory.mktemp("tls")))
+
+
+@pytest.fixture(scope="module")
+def other_certs(tmp_path_factory):
+    """Another CA with its own server and client certificates."""
+    return Certificates(str(tmp_path_factory.mktemp("tls-other")), "other")
 
 
 def tls_socket(server, context, timeout=10.0, **wrap):
