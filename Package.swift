@@ -81,10 +81,13 @@ let package = Package(
             ],
             swiftSettings: fastSwiftFlags
         ),
+        // Two BoringSSL calls swift-nio-ssl does not offer (a cipher string checked before
+        // use, a suite's name); BoringSSL itself comes with NIOSSL.
+        .target(name: "CWaitressBoringSSL"),
         .target(
             name: "WaitressTLS",
             dependencies: [
-                "WaitressServer",
+                "WaitressServer", "CWaitressBoringSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),

@@ -1,57 +1,38 @@
-import NIOSSL
+import CWaitressBoringSSL
 
-/// Cipher suite names as OpenSSL (and so mod_ssl's SSL_CIPHER, gunicorn's
-/// `--ciphers`) writes them, for the suites BoringSSL offers. The list is
-/// explicit because BoringSSL stops the process on a cipher string that
-/// selects nothing: `ssl_ciphers` takes names from this table only.
+/// `ssl_ciphers` and cipher suite names, by BoringSSL itself (the BoringSSL linked into the
+/// extension, through CWaitressBoringSSL): names are OpenSSL's, as mod_ssl's SSL_CIPHER and
+/// gunicorn's `--ciphers` write them.
 enum TLSCipherNames {
-    static let tls12: [(name: String, cipher: NIOTLSCipher)] = [
-        ("ECDHE-ECDSA-AES128-GCM-SHA256", .TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
-        ("ECDHE-RSA-AES128-GCM-SHA256", .TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256),
-        ("ECDHE-ECDSA-AES256-GCM-SHA384", .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384),
-        ("ECDHE-RSA-AES256-GCM-SHA384", .TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384),
-        ("ECDHE-ECDSA-CHACHA20-POLY1305", .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256),
-        ("ECDHE-RSA-CHACHA20-POLY1305", .TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256),
-        ("ECDHE-ECDSA-AES128-SHA", .TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA),
-        ("ECDHE-RSA-AES128-SHA", .TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA),
-        ("ECDHE-ECDSA-AES256-SHA", .TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA),
-        ("ECDHE-RSA-AES256-SHA", .TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA),
-        ("AES128-GCM-SHA256", .TLS_RSA_WITH_AES_128_GCM_SHA256),
-        ("AES256-GCM-SHA384", .TLS_RSA_WITH_AES_256_GCM_SHA384),
-        ("AES128-SHA", .TLS_RSA_WITH_AES_128_CBC_SHA),
-        ("AES256-SHA", .TLS_RSA_WITH_AES_256_CBC_SHA),
-    ]
-
-    static let tls13: [(name: String, cipher: NIOTLSCipher)] = [
-        ("TLS_AES_128_GCM_SHA256", .TLS_AES_128_GCM_SHA256),
-        ("TLS_AES_256_GCM_SHA384", .TLS_AES_256_GCM_SHA384),
-        ("TLS_CHACHA20_POLY1305_SHA256", .TLS_CHACHA20_POLY1305_SHA256),
-    ]
-
     /// The OpenSSL name of a negotiated suite (from the ServerHello).
     static func name(of value: UInt16) -> String? {
-        (tls12 + tls13).first { $0.cipher.rawValue == value }?.name
+        waitress_tls_cipher_name(value).map { String(cString: $0) }
     }
 
-    /// `ssl_ciphers` as BoringSSL's cipher string, or the first unknown name.
-    static func cipherString(_ list: String) -> Result<String, UnknownCipher> {
-        var names: [String] = []
-        for item in list.split(separator: ":", omittingEmptySubsequences: true) {
-            let name = item.trimmingSpaces()
-            guard tls12.contains(where: { $0.name == name }) else { return .failure(UnknownCipher(name: name)) }
-            names.append(name)
+    /// The TLS 1.2 suites an OpenSSL cipher string (`ECDHE+AESGCM:!aNULL`, `HIGH:!MD5`, a list
+    /// of names) selects, in order, checked with BoringSSL's parser on a scratch context: the
+    /// string given to swift-nio-ssl then cannot be refused (which would stop the process).
+    static func select(_ list: String) -> Result<[String], CipherListError> {
+        var names = [CChar](repeating: 0, count: 4096)
+        var reason = [CChar](repeating: 0, count: 128)
+        let count = waitress_tls_cipher_list(list, &names, names.count, &reason, reason.count)
+        guard count > 0 else {
+            let why = String(cString: reason)
+            return .failure(CipherListError(list: list, selectsNothing: why == "NO_CIPHER_MATCH", reason: why))
         }
-        guard !names.isEmpty else { return .failure(UnknownCipher(name: list)) }
-        return .success(names.joined(separator: ":"))
+        return .success(String(cString: names).split(separator: ":").map(String.init))
     }
 
-    struct UnknownCipher: Error {
-        var name: String
-    }
-}
+    struct CipherListError: Error, CustomStringConvertible {
+        var list: String
+        /// The string parsed but names no suite BoringSSL has for TLS 1.2.
+        var selectsNothing: Bool
+        var reason: String
 
-extension Substring {
-    fileprivate func trimmingSpaces() -> String {
-        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+        var description: String {
+            selectsNothing
+                ? "ssl_ciphers: '\(list)' selects no TLS 1.2 cipher suite (TLS 1.3's are not configurable; see docs/tls.md)"
+                : "ssl_ciphers: '\(list)' is not an OpenSSL cipher string (\(reason); see docs/tls.md)"
+        }
     }
 }

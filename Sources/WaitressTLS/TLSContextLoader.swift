@@ -28,11 +28,9 @@ enum TLSContextLoader {
         // A close waits this long for the client's close_notify.
         configuration.shutdownTimeout = .seconds(2)
         if let ciphers = options.ciphers {
-            switch TLSCipherNames.cipherString(ciphers) {
-            case .success(let string): configuration.cipherSuites = string
-            case .failure(let unknown):
-                throw TLSSetupError(
-                    description: "ssl_ciphers: unknown TLS 1.2 cipher suite '\(unknown.name)' (OpenSSL names such as ECDHE-RSA-AES128-GCM-SHA256; see docs/tls.md)")
+            switch TLSCipherNames.select(ciphers) {
+            case .success: configuration.cipherSuites = ciphers
+            case .failure(let error): throw TLSSetupError(description: error.description)
             }
         }
         switch options.verification {

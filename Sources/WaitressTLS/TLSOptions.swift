@@ -25,7 +25,7 @@ public struct TLSOptions: Sendable {
     public var caFile: String?
     public var verification = Verification.none
     public var minimumVersion = MinimumVersion.tls12
-    /// TLS 1.2 cipher suites, colon-separated OpenSSL names (`TLSCipherNames`);
+    /// TLS 1.2 cipher suites: an OpenSSL cipher string (`TLSCipherNames.select`);
     /// nil: swift-nio-ssl's defaults. TLS 1.3's suites are not configurable.
     public var ciphers: String?
 

@@ -98,12 +98,34 @@ final class TLSHandlerTests: XCTestCase {
         XCTAssertEqual(lines[1..<(lines.count - 1)].joined(), ClientCertificateText.base64([UInt8](repeating: 0xFF, count: 100)))
     }
 
-    func testCipherListIsChecked() {
+    func testCipherStringsAreReadByBoringSSL() throws {
         XCTAssertEqual(
-            try? TLSCipherNames.cipherString(" ECDHE-RSA-AES128-GCM-SHA256 :AES256-SHA").get(),
-            "ECDHE-RSA-AES128-GCM-SHA256:AES256-SHA")
-        for bad in ["HIGH:!aNULL", "ECDHE-RSA-AES128-GCM-SHA256:NOPE", "", "TLS_AES_128_GCM_SHA256"] {
-            XCTAssertNil(try? TLSCipherNames.cipherString(bad).get(), bad)
+            try TLSCipherNames.select(" ECDHE-RSA-AES128-GCM-SHA256 :AES256-SHA").get(),
+            ["ECDHE-RSA-AES128-GCM-SHA256", "AES256-SHA"])
+        // OpenSSL's syntax as gunicorn's users write it: aliases joined by '+', exclusions;
+        // names BoringSSL lacks (aNULL, MD5) match nothing, as their suites do not exist there.
+        XCTAssertEqual(
+            Set(try TLSCipherNames.select("ECDHE+AESGCM:!aNULL").get()),
+            ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+             "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384"])
+        let high = try TLSCipherNames.select("HIGH:!MD5").get()
+        XCTAssertTrue(high.contains("ECDHE-RSA-CHACHA20-POLY1305"), "\(high)")
+        XCTAssertFalse(high.contains { $0.contains("3DES") || $0.contains("DES-CBC3") }, "\(high)")
+        XCTAssertEqual(try TLSCipherNames.select("ECDHE+AESGCM:!AES256").get().count, 2)
+        for empty in ["", "NOPE", "TLS_AES_128_GCM_SHA256", "ECDHE+AESGCM:!ECDHE"] {
+            guard case .failure(let error) = TLSCipherNames.select(empty) else {
+                return XCTFail("'\(empty)' selects something")
+            }
+            XCTAssertTrue(error.selectsNothing, empty)
+            XCTAssertTrue(error.description.contains("selects no TLS 1.2 cipher suite"), error.description)
+        }
+        for malformed in ["ECDHE+AESGCM:@NOPE", "[ECDHE+AESGCM", "ECDHE*AESGCM"] {
+            guard case .failure(let error) = TLSCipherNames.select(malformed) else {
+                return XCTFail("'\(malformed)' was taken")
+            }
+            XCTAssertFalse(error.selectsNothing, malformed)
+            XCTAssertTrue(error.description.hasPrefix("ssl_ciphers: '\(malformed)' is not an OpenSSL cipher string ("),
+                          error.description)
         }
     }
 }

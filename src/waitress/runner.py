@@ -215,8 +215,8 @@ sockets stay plain):
         'TLSv1.2' (the default) or 'TLSv1.3'. TLS 1.0 and 1.1 are refused.
 
     --ssl-ciphers=LIST
-        TLS 1.2 cipher suites, OpenSSL names joined by ':', such as
-        'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305'.
+        TLS 1.2 cipher suites, an OpenSSL cipher string such as
+        'ECDHE+AESGCM:!aNULL' or a list of suite names joined by ':'.
         TLS 1.3's suites are not configurable.
 
     SIGHUP (one process) reads the certificate and key files again: new

@@ -27,68 +27,13 @@ import pytest
 
 from functional.harness import Connection, build_request
 
-trustme = pytest.importorskip("trustme")
+pytest.importorskip("trustme")
+
+from functional.tls_harness import (  # noqa: E402, F401 (fixtures)
+    Certificates, certs, other_certs, tls_connection, tls_socket)
 
 BIN_DIR = os.path.dirname(sys.executable)
 TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class Certificates:
-    """A CA, a server certificate for 127.0.0.1, a client certificate, and their files."""
-
-    def __init__(self, directory, name="server"):
-        self.directory = directory
-        self.ca = trustme.CA()
-        server = self.ca.issue_cert("127.0.0.1", "localhost")
-        self.chain = self.path(name + "-chain.pem")
-        with open(self.chain, "wb") as f:
-            for blob in server.cert_chain_pems:
-                f.write(blob.bytes())
-        self.key = self.path(name + "-key.pem")
-        server.private_key_pem.write_to_path(self.key)
-        self.ca_file = self.path(name + "-ca.pem")
-        self.ca.cert_pem.write_to_path(self.ca_file)
-        self.leaf_der = ssl.PEM_cert_to_DER_cert(server.cert_chain_pems[0].bytes().decode())
-        client = self.ca.issue_cert("alice@example.com", common_name="alice")
-        self.client = self.path(name + "-client.pem")
-        client.private_key_and_cert_chain_pem.write_to_path(self.client)
-        self.client_pem = client.cert_chain_pems[0].bytes().decode()
-
-    def path(self, name):
-        return os.path.join(self.directory, name)
-
-    def options(self, **extra):
-        options = {"ssl_certfile": self.chain, "ssl_keyfile": self.key}
-        options.update(extra)
-        return options
-
-    def client_context(self, version=None, certificate=None):
-        context = ssl.create_default_context(cafile=self.ca_file)
-        if version is not None:
-            context.minimum_version = context.maximum_version = version
-        if certificate is not None:
-            context.load_cert_chain(certificate)
-        return context
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return Certificates(str(tmp_path_factory.mktemp("tls")))
-
-
-@pytest.fixture(scope="module")
-def other_certs(tmp_path_factory):
-    """Another CA with its own server and client certificates."""
-    return Certificates(str(tmp_path_factory.mktemp("tls-other")), "other")
-
-
-def tls_socket(server, context, timeout=10.0):
-    raw = socket.create_connection((server.host, server.port), timeout=timeout)
-    return context.wrap_socket(raw, server_hostname="127.0.0.1")
-
-
-def tls_connection(server, context):
-    return Connection(tls_socket(server, context))
 
 
 def environ_over(server, context, target="/environ"):
@@ -201,6 +146,25 @@ def test_openssl_s_client(private_server, certs):
     )
     assert out.stdout.startswith(b"HTTP/1.1 200 OK\r\n"), out
     assert out.stdout.endswith(b"Hello, world!")
+
+
+@pytest.mark.parametrize("ciphers", ["ECDHE+AESGCM:!AES256:!aNULL", "HIGH:!AES256:!CHACHA20:!MD5:!SHA1"])
+def test_openssl_cipher_strings(private_server, certs, ciphers):
+    # OpenSSL's cipher-string syntax, as gunicorn's --ciphers takes it: here both leave
+    # TLS 1.2 clients AES-128-GCM with ECDHE.
+    server = private_server(**certs.options(ssl_ciphers=ciphers))
+    context = certs.client_context(ssl.TLSVersion.TLSv1_2)
+    environ, session = environ_over(server, context)
+    assert session["cipher"] == environ["SSL_CIPHER"] == "ECDHE-ECDSA-AES128-GCM-SHA256"
+    # A TLS 1.2 client offering only suites the string leaves out is refused.
+    only_256 = certs.client_context(ssl.TLSVersion.TLSv1_2)
+    only_256.set_ciphers("ECDHE-ECDSA-AES256-GCM-SHA384")
+    with pytest.raises(ssl.SSLError):
+        tls_socket(server, only_256).close()
+    # TLS 1.3 is not affected.
+    _, session = environ_over(server, certs.client_context())
+    assert session["version"] == "TLSv1.3"
+    assert "Socket error" not in server.log_text()
 
 
 # -- client certificates ----------------------------------------------------------------------
@@ -385,7 +349,14 @@ def start_up_errors(certs, tmp):
         "missing ca": (
             [chain, f"--ssl-keyfile={certs.key}", f"--ssl-ca-certs={missing}", "--ssl-verify=required"],
             missing, None),
-        "unknown cipher": ([chain, f"--ssl-keyfile={certs.key}", "--ssl-ciphers=NOT-A-CIPHER"], "NOT-A-CIPHER", None),
+        "unknown cipher": (
+            [chain, f"--ssl-keyfile={certs.key}", "--ssl-ciphers=NOT-A-CIPHER"], "NOT-A-CIPHER", "selects no"),
+        "cipher string selecting nothing": (
+            [chain, f"--ssl-keyfile={certs.key}", "--ssl-ciphers=ECDHE+AESGCM:!ECDHE"], "ECDHE+AESGCM:!ECDHE",
+            "selects no"),
+        "malformed cipher string": (
+            [chain, f"--ssl-keyfile={certs.key}", "--ssl-ciphers=HIGH:@NOPE"], "HIGH:@NOPE",
+            "not an OpenSSL cipher string"),
     }, encrypted
 
 

@@ -183,8 +183,11 @@ def pid_alive(pid):
 class Load:
     """``clients`` threads, each sending ``target`` over one keep-alive connection at a time."""
 
-    def __init__(self, port, clients=4, target="/"):
+    def __init__(self, port, clients=4, target="/", connect=None, headers=()):
         self.port = port
+        self.headers = list(headers)
+        #: Makes each new connection's socket (``connect()``): plain TCP unless given (TLS).
+        self.connect = connect or (lambda: socket.create_connection(("127.0.0.1", self.port), timeout=10))
         self.target = target
         self.clients = clients
         self.results = []  # (pid, status, version)
@@ -228,10 +231,9 @@ class Load:
             request_id = "%d-%d" % (threading.get_ident(), serial)
             try:
                 if conn is None:
-                    sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-                    conn = Connection(sock)
+                    conn = Connection(self.connect())
                     conn_pid = None
-                conn.send(build_request("GET", self.target.replace("{id}", request_id)))
+                conn.send(build_request("GET", self.target.replace("{id}", request_id), self.headers))
                 resp = conn.read_response()
                 data = json.loads(resp.body) if resp.status == 200 else {}
                 with self._lock:

@@ -1,0 +1,18 @@
+#ifndef CWAITRESS_BORINGSSL_H
+#define CWAITRESS_BORINGSSL_H
+
+#include <stddef.h>
+
+/// Checks an OpenSSL cipher string (`ssl_ciphers`) with BoringSSL's own parser, on a scratch
+/// context, before swift-nio-ssl is given it (swift-nio-ssl stops the process on a string
+/// BoringSSL refuses). Returns how many TLS 1.2 suites the string selects and writes their
+/// OpenSSL names, joined by ':', into `names` (truncated to `names_size`); on a string
+/// BoringSSL refuses, returns 0 and writes BoringSSL's reason (e.g. NO_CIPHER_MATCH,
+/// INVALID_COMMAND) into `reason`.
+int waitress_tls_cipher_list(const char *list, char *names, size_t names_size, char *reason,
+                             size_t reason_size);
+
+/// The OpenSSL name of the cipher suite with this IANA value (from a ServerHello), or NULL.
+const char *waitress_tls_cipher_name(unsigned short value);
+
+#endif
