@@ -60,6 +60,9 @@ STOP_TIMEOUT = 40.0
 DRAIN_GRACE = 1.0
 #: The exit status of a worker that could not import the application.
 APP_LOAD_ERROR = 4
+#: The exit status of a worker whose server could not start (a certificate
+#: file that no longer loads after a SIGHUP, say).
+START_ERROR = 5
 #: Seconds between two reads of the workers' resident memory (max_worker_rss).
 MEMORY_CHECK_INTERVAL = 1.0
 #: Longest pause between two starts of a worker that keeps dying at start-up.
@@ -376,10 +379,10 @@ class Supervisor:
             return
         if (
             os.WIFEXITED(status)
-            and os.WEXITSTATUS(status) == APP_LOAD_ERROR
+            and os.WEXITSTATUS(status) in (APP_LOAD_ERROR, START_ERROR)
             and not worker.ready
         ):
-            self._load_failed(worker)
+            self._load_failed(worker, os.WEXITSTATUS(status) == START_ERROR)
             return
         if worker.ready:
             logger.error("%s %s; starting another", _capital(worker), how)
@@ -396,18 +399,24 @@ class Supervisor:
         if not self.ever_ready and self.boot_failures >= self.target:
             self._give_up("every worker exited before serving")
 
-    def _load_failed(self, worker: _Worker) -> None:
+    def _load_failed(self, worker: _Worker, start: bool = False) -> None:
+        """A worker could not import the application, or (``start``) its
+        server could not start with the options as they now are."""
         generation = worker.generation
         if generation in self.broken:
             return
         self.broken.add(generation)
         # Reported once for the generation, however many workers failed.
-        logger.error(
-            "%s could not import the application %s:\n%s",
-            _capital(worker),
-            getattr(self.application, "spec", ""),
-            worker.error[len(_ERROR) :].decode("utf-8", "replace").rstrip(),
-        )
+        detail = worker.error[len(_ERROR) :].decode("utf-8", "replace").rstrip()
+        if start:
+            logger.error("%s could not start: %s", _capital(worker), detail)
+        else:
+            logger.error(
+                "%s could not import the application %s:\n%s",
+                _capital(worker),
+                getattr(self.application, "spec", ""),
+                detail,
+            )
         running = [w for w in self.workers.values() if w.stopping is None and w.ready]
         older = [w for w in running if w.generation < generation]
         if older:
@@ -424,11 +433,12 @@ class Supervisor:
             # A replacement for a worker that died, and the code on disk no
             # longer imports: serve on with the workers that run.
             logger.error(
-                "Serving with %d worker(s) until a SIGHUP brings code that imports",
+                "Serving with %d worker(s) until a SIGHUP brings %s",
                 len(running),
+                "files that load" if start else "code that imports",
             )
             return
-        self._give_up("the application could not be imported")
+        self._give_up("a worker could not start" if start else "the application could not be imported")
 
     def _give_up(self, reason: str) -> None:
         logger.error("Stopping: %s", reason)
@@ -633,6 +643,12 @@ class Supervisor:
             serving.run(application, servers, self.adj, lambda: None)
         except (SystemExit, KeyboardInterrupt):
             pass
+        except (ValueError, OSError) as exc:
+            # The engine refused the options (a certificate or key file that
+            # no longer loads): one line for the supervisor, which abandons
+            # a reload that cannot start rather than retrying it forever.
+            _report(beats, _ERROR + str(exc).encode("utf-8", "replace"))
+            return START_ERROR
         return 0
 
 

@@ -226,6 +226,43 @@ def test_sighup_with_workers_rotates_every_worker_without_a_failure(certs, other
         server.stop()
 
 
+def test_sighup_with_workers_and_a_bad_new_certificate_keeps_the_old_workers(certs, other_certs, tmp_path):
+    # The new workers cannot start with a broken certificate file: the old ones keep serving
+    # with the old certificate (no failed request), the failure is logged naming the file, and
+    # once the file is good the next SIGHUP rolls the workers onto it.
+    chain, key = str(tmp_path / "chain.pem"), str(tmp_path / "key.pem")
+    install(certs, chain, key)
+    write_app(str(tmp_path), "v1")
+    server = Supervised(tmp_path, ["--workers=2", "--ssl-certfile=" + chain, "--ssl-keyfile=" + key]).start()
+    try:
+        old = set(server.wait_serving(2))
+        both = trusting(certs, other_certs)
+        with tls_load(server.port, both, 3) as load:
+            load.wait_count(100)
+            with open(chain, "w") as f:
+                f.write("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+            server.signal(signal.SIGHUP)
+            text = server.wait_for(lambda t: "The reload is abandoned" in t, what="the reload abandoned")
+            # One line naming the file, no traceback, no retry loop.
+            assert "could not start: ssl_certfile: %s" % chain in text
+            assert "Traceback" not in text and "before serving" not in text
+            load.wait_count(load.count() + 200)
+            assert set(server.serving_pids()) >= old
+            assert all(pid_alive(pid) for pid in old)
+            assert presented(server.port, both) == certs.leaf_der
+            install(other_certs, chain, key)
+            server.signal(signal.SIGHUP)
+            server.wait_for(
+                lambda t: all("(pid %d) exited with status 0" % pid in t for pid in old),
+                what="old workers drained after the good file")
+            load.wait_count(load.count() + 100)
+        assert load.failures == []
+        assert all(status == 200 for _, status, _ in load.results)
+        assert presented(server.port, both) == other_certs.leaf_der
+    finally:
+        server.stop()
+
+
 # -- close_notify on a graceful drain ---------------------------------------------------------
 
 
