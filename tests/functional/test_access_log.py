@@ -71,6 +71,16 @@ SAME_REQUESTS = [
 ]
 
 
+def translogger_lines(server, count, timeout=10.0):
+    """The combined-format lines TransLogger logged, once there are ``count``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [l for l in server.log_text().splitlines() if COMBINED.match(l)]
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
 def send_all(server, requests):
     with server.connect() as conn:
         for method, target, headers, body in requests:
@@ -85,12 +95,7 @@ def test_combined_is_translogger_byte_for_byte(private_server, tmp_path, utc):
     send_all(ours, SAME_REQUESTS)
     send_all(paste, SAME_REQUESTS)
     mine = wait_for_lines(path, len(SAME_REQUESTS))
-    deadline = time.monotonic() + 10
-    while True:
-        theirs = [l for l in paste.log_text().splitlines() if COMBINED.match(l)]
-        if len(theirs) >= len(SAME_REQUESTS) or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    theirs = translogger_lines(paste, len(SAME_REQUESTS))
     assert len(mine) == len(theirs) == len(SAME_REQUESTS), (mine, theirs)
 
     def without_time(line):
@@ -125,12 +130,7 @@ def test_address_is_the_one_a_trusted_proxy_names(private_server, tmp_path, utc)
     send_all(ours, requests)
     send_all(paste, requests)
     mine = wait_for_lines(path, len(requests))
-    deadline = time.monotonic() + 10
-    while True:
-        theirs = [l for l in paste.log_text().splitlines() if COMBINED.match(l)]
-        if len(theirs) >= len(requests) or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    theirs = translogger_lines(paste, len(requests))
     assert [COMBINED.match(l).group(1) for l in mine] == ["203.0.113.7", "127.0.0.1", "198.51.100.2"]
     assert [COMBINED.match(l).group(1) for l in theirs] == [COMBINED.match(l).group(1) for l in mine]
     serves(ours)

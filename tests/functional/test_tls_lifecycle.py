@@ -187,11 +187,18 @@ def test_rotation_under_load_fails_no_request(reloading_server, certs, other_cer
 # -- rotation with worker processes -----------------------------------------------------------
 
 
-def test_sighup_with_workers_rotates_every_worker_without_a_failure(certs, other_certs, tmp_path):
+def two_tls_workers(tmp_path, certs):
+    """A supervisor with two workers serving ``certs`` from files in ``tmp_path``:
+    (server, chain path, key path)."""
     chain, key = str(tmp_path / "chain.pem"), str(tmp_path / "key.pem")
     install(certs, chain, key)
     write_app(str(tmp_path), "v1")
     server = Supervised(tmp_path, ["--workers=2", "--ssl-certfile=" + chain, "--ssl-keyfile=" + key]).start()
+    return server, chain, key
+
+
+def test_sighup_with_workers_rotates_every_worker_without_a_failure(certs, other_certs, tmp_path):
+    server, chain, key = two_tls_workers(tmp_path, certs)
     try:
         old = set(server.wait_serving(2))
         both = trusting(certs, other_certs)
@@ -230,10 +237,7 @@ def test_sighup_with_workers_and_a_bad_new_certificate_keeps_the_old_workers(cer
     # The new workers cannot start with a broken certificate file: the old ones keep serving
     # with the old certificate (no failed request), the failure is logged naming the file, and
     # once the file is good the next SIGHUP rolls the workers onto it.
-    chain, key = str(tmp_path / "chain.pem"), str(tmp_path / "key.pem")
-    install(certs, chain, key)
-    write_app(str(tmp_path), "v1")
-    server = Supervised(tmp_path, ["--workers=2", "--ssl-certfile=" + chain, "--ssl-keyfile=" + key]).start()
+    server, chain, key = two_tls_workers(tmp_path, certs)
     try:
         old = set(server.wait_serving(2))
         both = trusting(certs, other_certs)
