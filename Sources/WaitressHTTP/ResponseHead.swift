@@ -5,12 +5,11 @@ public struct ResponseHeaders: Sendable {
     public var entries: [(name: Range<Int>, value: Range<Int>)] = []
 
     public init() {
-        storage.reserveCapacity(256)
-        entries.reserveCapacity(8)
+        self.init(reserving: true)
     }
 
-    /// Headers with no room reserved (`reserving: false`), for an empty value
-    /// that allocates nothing.
+    /// Headers with room for a typical response reserved, or none
+    /// (`reserving: false`: an empty value that allocates nothing).
     public init(reserving: Bool) {
         if reserving {
             storage.reserveCapacity(256)

@@ -288,10 +288,6 @@ public struct AccessLogNote: Sendable {
 }
 
 extension ResponseChannel {
-    /// Whether the server keeps an access log or metrics (workers note
-    /// responses only then).
-    public var notesResponses: Bool { recordsResponses }
-
     /// Called by the worker just before it sends the response's end. The
     /// headers are kept only for the access log (metrics need the status).
     public func noteResponse(status: [UInt8], headers: ResponseHeaders, bodyBytes: Int, client: String? = nil) {
@@ -344,7 +340,8 @@ extension ConnectionHandler {
     func accessLogEndPromise(_ context: ChannelHandlerContext) -> EventLoopPromise<Void>? {
         guard accessLogTracker.tracking else { return nil }
         accessLogTracker.tracking = false
-        if core.accessLog == nil && responseChannel.pendingTotal == 0 && filesInFlight == 0 {
+        let written = responseChannel.pendingTotal == 0 && filesInFlight == 0
+        if core.accessLog == nil && written {
             // Metrics alone, everything written: count it now; no head, no line.
             let status = responseChannel.accessNote?.status ?? 0
             responseChannel.accessNote = nil
@@ -358,7 +355,7 @@ extension ConnectionHandler {
         responseChannel.accessNote = nil
         let start = machine.requestStart
         let method = accessLogTracker.method
-        if responseChannel.pendingTotal == 0 && filesInFlight == 0 {
+        if written {
             record(start: start, method: method, head: head, line: [], status: note.status, headers: note.headers,
                    contentLength: note.contentLength, bodyBytes: note.bodyBytes, client: note.client)
             return nil

@@ -82,10 +82,12 @@ public final class ResponseChannel: @unchecked Sendable {
     public let remotePortBytes: [UInt8]
     /// Set by the worker before it ends a response (AccessLog.swift).
     var accessNote: AccessLogNote?
-    /// The server's access log and whether it keeps a log or metrics, held
-    /// here so that a worker noting a response reads no chain of references.
+    /// The server's access log, held here so that a worker noting a response
+    /// reads no chain of references.
     let accessLog: AccessLog?
-    let recordsResponses: Bool
+    /// Whether the server keeps an access log or metrics (workers note
+    /// responses only then).
+    public let notesResponses: Bool
     /// What the security layer said of the connection (`ConnectionSecured`),
     /// set on the event loop before its first request is dispatched; empty on
     /// a plain connection.
@@ -101,7 +103,7 @@ public final class ResponseChannel: @unchecked Sendable {
         self.remoteHostBytes = Array(remoteHost.utf8)
         self.remotePortBytes = Array(remotePort.utf8)
         self.accessLog = handler.core.accessLog
-        self.recordsResponses = handler.core.recordsResponses
+        self.notesResponses = handler.core.recordsResponses
     }
 
     public var isOpen: Bool { isOpenFlag.load(ordering: .relaxed) }
