@@ -45,8 +45,13 @@ public struct AccessLogEntry: Sendable {
         duration: Double, status: Int, responseHeaders: ResponseHeaders?, contentLength: Int = contentLengthInHeaders,
         bodyBytes: Int
     ) {
-        self.hasHead = head != nil
-        self.head = head ?? Self.emptyHead
+        if let head = consume head {
+            self.hasHead = true
+            self.head = head
+        } else {
+            self.hasHead = false
+            self.head = Self.emptyHead
+        }
         self.rawRequestLine = rawRequestLine
         self.remoteHost = remoteHost
         self.remotePort = remotePort
@@ -89,11 +94,11 @@ public struct AccessLogFormat: Sendable {
     }
 
     let atoms: [Atom]
-    /// `atoms` as written: payload arrays moved to `texts` and referred to by
-    /// index, so that writing a line copies no references (measured with
-    /// callgrind: the copies were a tenth of a line's cost).
+    /// `atoms` as written: payload arrays moved to `texts`, one array, and
+    /// referred to by range, so that writing a line copies no references
+    /// (measured with callgrind: the copies were a tenth of a line's cost).
     let steps: [Step]
-    let texts: [[UInt8]]
+    let texts: [UInt8]
     let isJSON: Bool
     let pid: [UInt8]
     /// What the format prints of a response's headers.
@@ -109,9 +114,9 @@ public struct AccessLogFormat: Sendable {
     }
 
     enum Step {
-        case literal(Int)
-        case requestField(Int)
-        case responseField(Int)
+        case literal(Range<Int>)
+        case requestField(Range<Int>)
+        case responseField(Range<Int>)
         case plain(Plain)
     }
 
@@ -151,10 +156,11 @@ public struct AccessLogFormat: Sendable {
         }
     }
 
-    static let refererName = Array("REFERER".utf8)
-    static let userAgentName = Array("USER_AGENT".utf8)
-    static let authorizationName = Array("AUTHORIZATION".utf8)
-    static let contentLengthName = Array("content-length".utf8)
+    static let refererName: StaticString = "REFERER"
+    static let userAgentName: StaticString = "USER_AGENT"
+    static let authorizationName: StaticString = "AUTHORIZATION"
+    static let contentLengthName: StaticString = "content-length"
+    static let contentLengthCanonical: StaticString = "Content-Length"
 
     public static let combinedSpec =
         "%(h)s - %(u)s %(t)s \"%(Q)s\" %(s)s %(C)s \"%(f)s\" \"%(a)s\""
@@ -176,18 +182,16 @@ public struct AccessLogFormat: Sendable {
             atoms = try Self.parse(spec)
             isJSON = false
         }
-        var texts: [[UInt8]] = []
+        var texts: [UInt8] = []
+        func text(_ bytes: [UInt8]) -> Range<Int> {
+            texts.append(contentsOf: bytes)
+            return texts.count - bytes.count..<texts.count
+        }
         steps = atoms.map { atom in
             switch atom {
-            case .literal(let bytes):
-                texts.append(bytes)
-                return .literal(texts.count - 1)
-            case .requestField(let name):
-                texts.append(name)
-                return .requestField(texts.count - 1)
-            case .responseField(let name):
-                texts.append(name)
-                return .responseField(texts.count - 1)
+            case .literal(let bytes): return .literal(text(bytes))
+            case .requestField(let name): return .requestField(text(name))
+            case .responseField(let name): return .responseField(text(name))
             default:
                 return .plain(Plain(atom)!)
             }
@@ -290,6 +294,13 @@ public struct AccessLogFormat: Sendable {
 
     /// Appends the line for `entry`, with its final newline.
     public func write(_ entry: borrowing AccessLogEntry, into out: inout [UInt8], clock: inout AccessLogClock) {
+        var bytes = LogBytes()
+        write(entry, into: &bytes, clock: &clock)
+        out.append(contentsOf: bytes.bytes)
+    }
+
+    /// Appends the line for `entry`, with its final newline.
+    public func write(_ entry: borrowing AccessLogEntry, into out: inout LogBytes, clock: inout AccessLogClock) {
         // Every value is read through raw pointers into the head's and the
         // response headers' storage: no slices, no copies of the head, no
         // reference counting per field (measured with callgrind: those were a
@@ -298,20 +309,25 @@ public struct AccessLogFormat: Sendable {
             entry.head.fields.withUnsafeBufferPointer { fields in
                 entry.responseHeaders.storage.withUnsafeBytes { response in
                     entry.responseHeaders.entries.withUnsafeBufferPointer { responseEntries in
-                    let line = Line(
-                        hasHead: entry.hasHead, request: request, fields: fields, response: response,
-                        responseEntries: responseEntries)
+                    let line = Line(entry, request: request, fields: fields, response: response,
+                                    responseEntries: responseEntries)
                     if isJSON {
                         writeJSON(entry, line, into: &out, clock: &clock)
-                    } else {
-                        for step in steps {
-                            switch step {
-                            case .literal(let index): out.append(contentsOf: texts[index])
-                            case .requestField(let index):
-                                escapedOrDash(line.field(texts[index]), into: &out)
-                            case .responseField(let index):
-                                escapedOrDash(line.responseField(texts[index]), into: &out)
-                            case .plain(let atom): write(atom, entry, line, into: &out, clock: &clock)
+                        return
+                    }
+                    texts.withUnsafeBytes { texts in
+                        steps.withUnsafeBufferPointer { steps in
+                            for step in steps {
+                                switch step {
+                                case .literal(let range): out.append(UnsafeRawBufferPointer(rebasing: texts[range]))
+                                case .requestField(let range):
+                                    Self.escapedOrDash(
+                                        line.field(UnsafeRawBufferPointer(rebasing: texts[range])), into: &out)
+                                case .responseField(let range):
+                                    Self.escapedOrDash(
+                                        line.responseField(UnsafeRawBufferPointer(rebasing: texts[range])), into: &out)
+                                case .plain(let atom): write(atom, entry, line, into: &out, clock: &clock)
+                                }
                             }
                         }
                     }
@@ -322,34 +338,62 @@ public struct AccessLogFormat: Sendable {
         out.append(10)
     }
 
-    /// One entry's bytes, borrowed for the time a line is written.
+    /// One entry's bytes, borrowed for the time a line is written, and the
+    /// head's trivial parts (so that no atom copies the head).
     struct Line {
         let hasHead: Bool
         let request: UnsafeRawBufferPointer
         let fields: UnsafeBufferPointer<HeaderField>
         let response: UnsafeRawBufferPointer
         let responseEntries: UnsafeBufferPointer<(name: Range<Int>, value: Range<Int>)>
+        let method: Range<Int>
+        let target: Range<Int>
+        let path: Range<Int>
+        let query: Range<Int>
+        let version: HTTPVersion
+
+        init(
+            _ entry: borrowing AccessLogEntry, request: UnsafeRawBufferPointer, fields: UnsafeBufferPointer<HeaderField>,
+            response: UnsafeRawBufferPointer, responseEntries: UnsafeBufferPointer<(name: Range<Int>, value: Range<Int>)>
+        ) {
+            hasHead = entry.hasHead
+            self.request = request
+            self.fields = fields
+            self.response = response
+            self.responseEntries = responseEntries
+            method = entry.head.method
+            target = entry.head.target
+            path = entry.head.path
+            query = entry.head.query
+            version = entry.head.version
+        }
 
         @inline(__always)
         func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: request[range]) }
 
         /// The first request field with this WSGI-form name.
-        func field(_ wsgiName: [UInt8]) -> UnsafeRawBufferPointer? {
-            wsgiName.withUnsafeBytes { name in
-                for field in fields where field.name.count == name.count
-                    && memcmp(request.baseAddress! + field.name.lowerBound, name.baseAddress!, name.count) == 0
-                {
-                    return bytes(field.value)
-                }
-                return nil
+        func field(_ name: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+            for field in fields where field.name.count == name.count
+                && memcmp(request.baseAddress! + field.name.lowerBound, name.baseAddress!, name.count) == 0
+            {
+                return bytes(field.value)
             }
+            return nil
+        }
+
+        func field(_ name: StaticString) -> UnsafeRawBufferPointer? {
+            field(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
         }
 
         /// The last response header with this lower-case name.
-        func responseField(_ lowerName: [UInt8]) -> UnsafeRawBufferPointer? {
+        func responseField(_ lowerName: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
             AccessLogFormat.lastValue(responseEntries, response, lowerName).map {
                 UnsafeRawBufferPointer(rebasing: response[$0])
             }
+        }
+
+        func responseField(_ lowerName: StaticString) -> UnsafeRawBufferPointer? {
+            responseField(UnsafeRawBufferPointer(start: lowerName.utf8Start, count: lowerName.utf8CodeUnitCount))
         }
     }
 
@@ -357,60 +401,93 @@ public struct AccessLogFormat: Sendable {
     /// TransLogger takes it.
     static func lastValue(
         _ entries: UnsafeBufferPointer<(name: Range<Int>, value: Range<Int>)>, _ storage: UnsafeRawBufferPointer,
-        _ lowerName: [UInt8]
+        _ wanted: UnsafeRawBufferPointer
     ) -> Range<Int>? {
-        lowerName.withUnsafeBytes { wanted in
-            var i = entries.count
-            search: while i > 0 {
-                i -= 1
-                let name = entries[i].name
-                guard name.count == wanted.count else { continue }
-                for j in 0..<wanted.count {
-                    let b = storage[name.lowerBound + j]
-                    if (b >= 65 && b <= 90 ? b | 0x20 : b) != wanted[j] { continue search }
-                }
-                return entries[i].value
+        let count = wanted.count
+        guard count > 0 else { return nil }
+        let want = wanted.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        var i = entries.count
+        search: while i > 0 {
+            i -= 1
+            let name = entries[i].name
+            guard name.count == count, name.upperBound <= storage.count else { continue }
+            // Unchecked reads: the name's range was just checked against the storage.
+            let have = storage.baseAddress!.assumingMemoryBound(to: UInt8.self) + name.lowerBound
+            for j in 0..<count {
+                let b = have[j]
+                if (b >= 65 && b <= 90 ? b | 0x20 : b) != want[j] { continue search }
             }
-            return nil
+            return entries[i].value
         }
+        return nil
+    }
+
+    /// The same, first looking for the name as most applications spell it
+    /// (one memcmp per field instead of a folded comparison).
+    static func lastValue(
+        _ entries: UnsafeBufferPointer<(name: Range<Int>, value: Range<Int>)>, _ storage: UnsafeRawBufferPointer,
+        _ wanted: StaticString, spelledAs usual: StaticString
+    ) -> Range<Int>? {
+        let count = usual.utf8CodeUnitCount
+        var i = entries.count
+        var other = false
+        while i > 0 {
+            i -= 1
+            let name = entries[i].name
+            guard name.count == count, name.upperBound <= storage.count else { continue }
+            if memcmp(storage.baseAddress! + name.lowerBound, usual.utf8Start, count) == 0 {
+                // The last one spelled so; one spelled otherwise after it wins.
+                return other ? lastValue(entries, storage, wanted) : entries[i].value
+            }
+            other = true
+        }
+        return other ? lastValue(entries, storage, wanted) : nil
+    }
+
+    static func lastValue(
+        _ entries: UnsafeBufferPointer<(name: Range<Int>, value: Range<Int>)>, _ storage: UnsafeRawBufferPointer,
+        _ wanted: StaticString
+    ) -> Range<Int>? {
+        lastValue(entries, storage, UnsafeRawBufferPointer(start: wanted.utf8Start, count: wanted.utf8CodeUnitCount))
     }
 
     private func write(
-        _ atom: Plain, _ e: borrowing AccessLogEntry, _ line: Line, into out: inout [UInt8], clock: inout AccessLogClock
+        _ atom: Plain, _ e: borrowing AccessLogEntry, _ line: Line, into out: inout LogBytes,
+        clock: inout AccessLogClock
     ) {
-        let head = e.head
         switch atom {
-        case .remoteAddress: escaped(e.remoteHost, into: &out)
+        case .remoteAddress: Self.escaped(e.remoteHost, into: &out)
         case .remoteLogname: out.append(UInt8(ascii: "-"))
-        case .remoteUser: escapedOrDash(Self.basicUser(line), into: &out)
+        case .remoteUser:
+            if let user = Self.basicUser(line) { Self.escaped(user, into: &out) } else { out.append(UInt8(ascii: "-")) }
         case .time: clock.appendBracketed(e.startTime, into: &out)
         case .requestLine:
             if line.hasHead {
-                escaped(line.bytes(head.method), into: &out)
+                Self.escaped(line.bytes(line.method), into: &out)
                 out.append(32)
-                escaped(line.bytes(head.target), into: &out)
+                Self.escaped(line.bytes(line.target), into: &out)
                 out.append(32)
-                appendProtocol(head.version, into: &out)
+                Self.appendProtocol(line.version, into: &out)
             } else {
-                escaped(e.rawRequestLine, into: &out)
+                Self.escaped(e.rawRequestLine, into: &out)
             }
-        case .method: escapedOrDash(line.hasHead ? line.bytes(head.method) : nil, into: &out)
-        case .path: escapedOrDash(line.hasHead ? line.bytes(head.path) : nil, into: &out)
-        case .query: escaped(line.bytes(head.query), into: &out)
+        case .method: Self.escapedOrDash(line.hasHead ? line.bytes(line.method) : nil, into: &out)
+        case .path: Self.escapedOrDash(line.hasHead ? line.bytes(line.path) : nil, into: &out)
+        case .query: Self.escaped(line.bytes(line.query), into: &out)
         case .proto:
-            if line.hasHead { appendProtocol(head.version, into: &out) } else { out.append(UInt8(ascii: "-")) }
-        case .status: appendInt(e.status, into: &out)
+            if line.hasHead { Self.appendProtocol(line.version, into: &out) } else { out.append(UInt8(ascii: "-")) }
+        case .status: out.append(decimal: e.status)
         case .bytesOrDash:
-            if e.bodyBytes > 0 { appendInt(e.bodyBytes, into: &out) } else { out.append(UInt8(ascii: "-")) }
-        case .bytes: appendInt(e.bodyBytes, into: &out)
-        case .referer: escapedOrDash(line.field(Self.refererName), into: &out)
-        case .userAgent: escapedOrDash(line.field(Self.userAgentName), into: &out)
-        case .seconds: appendInt(Int(e.duration), into: &out)
-        case .microseconds: appendInt(Int(e.duration * 1e6), into: &out)
-        case .milliseconds: appendInt(Int(e.duration * 1e3), into: &out)
+            if e.bodyBytes > 0 { out.append(decimal: e.bodyBytes) } else { out.append(UInt8(ascii: "-")) }
+        case .bytes: out.append(decimal: e.bodyBytes)
+        case .referer: Self.escapedOrDash(line.field(Self.refererName), into: &out)
+        case .userAgent: Self.escapedOrDash(line.field(Self.userAgentName), into: &out)
+        case .seconds: out.append(decimal: Int(e.duration))
+        case .microseconds: out.append(decimal: Int(e.duration * 1e6))
+        case .milliseconds: out.append(decimal: Int(e.duration * 1e3))
         case .decimalSeconds:
             let micros = Int(e.duration * 1e6)
-            appendInt(micros / 1_000_000, into: &out)
+            out.append(decimal: micros / 1_000_000)
             out.append(UInt8(ascii: "."))
             let fraction = micros % 1_000_000
             var digits = 100_000
@@ -418,101 +495,103 @@ public struct AccessLogFormat: Sendable {
                 out.append(UInt8(ascii: "0") + UInt8((fraction / digits) % 10))
                 digits /= 10
             }
-        case .pid: out.append(contentsOf: pid)
-        case .remotePort: escaped(e.remotePort, into: &out)
+        case .pid: out.append(pid)
+        case .remotePort: Self.escaped(e.remotePort, into: &out)
         case .quotedRequest:
             guard line.hasHead else {
-                escaped(e.rawRequestLine, into: &out)
+                Self.escaped(e.rawRequestLine, into: &out)
                 return
             }
-            escaped(line.bytes(head.method), into: &out)
+            Self.escaped(line.bytes(line.method), into: &out)
             out.append(32)
-            Self.pythonQuote(line.bytes(head.path), into: &out)
-            if !head.query.isEmpty {
+            Self.pythonQuote(line.bytes(line.path), into: &out)
+            if !line.query.isEmpty {
                 out.append(UInt8(ascii: "?"))
-                escaped(line.bytes(head.query), into: &out)
+                Self.escaped(line.bytes(line.query), into: &out)
             }
             out.append(32)
-            appendProtocol(head.version, into: &out)
+            Self.appendProtocol(line.version, into: &out)
         case .contentLengthOrDash:
             if e.contentLength >= 0 {
-                appendInt(e.contentLength, into: &out)
+                out.append(decimal: e.contentLength)
             } else if e.contentLength == AccessLogEntry.noContentLength {
                 out.append(UInt8(ascii: "-"))
             } else {
-                escapedOrDash(line.responseField(Self.contentLengthName), into: &out)
+                Self.escapedOrDash(line.responseField(Self.contentLengthName), into: &out)
             }
         }
     }
 
-    private func writeJSON(_ e: borrowing AccessLogEntry, _ line: Line, into out: inout [UInt8], clock: inout AccessLogClock) {
-        let head = e.head
-        func key(_ name: StaticString, first: Bool = false) {
-            if !first { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-            out.append(UInt8(ascii: "\""))
-            out.append(UInt8(ascii: ":"))
-        }
-        func string<C: Collection>(_ value: C?) where C.Element == UInt8 {
-            guard let value = value else {
-                out.append(contentsOf: [110, 117, 108, 108])  // null
-                return
-            }
-            Self.jsonString(value, into: &out)
-        }
-        let none: UnsafeRawBufferPointer? = nil
+    private static func key(_ name: StaticString, first: Bool = false, into out: inout LogBytes) {
+        if !first { out.append(UInt8(ascii: ",")) }
+        out.append(UInt8(ascii: "\""))
+        out.append(name)
+        out.append(UInt8(ascii: "\""))
+        out.append(UInt8(ascii: ":"))
+    }
+
+    /// A JSON string, or null.
+    private static func string(_ value: UnsafeRawBufferPointer?, into out: inout LogBytes) {
+        if let value = value { jsonString(value, into: &out) } else { out.append("null") }
+    }
+
+    private static func string(_ value: [UInt8]?, into out: inout LogBytes) {
+        guard let value = value else { return out.append("null") }
+        value.withUnsafeBytes { jsonString($0, into: &out) }
+    }
+
+    private func writeJSON(
+        _ e: borrowing AccessLogEntry, _ line: Line, into out: inout LogBytes, clock: inout AccessLogClock
+    ) {
         out.append(UInt8(ascii: "{"))
-        key("time", first: true)
+        Self.key("time", first: true, into: &out)
         out.append(UInt8(ascii: "\""))
         clock.appendISO8601(e.startTime, into: &out)
         out.append(UInt8(ascii: "\""))
-        key("remote_addr")
-        string(e.remoteHost)
-        key("remote_port")
+        Self.key("remote_addr", into: &out)
+        Self.string(e.remoteHost, into: &out)
+        Self.key("remote_port", into: &out)
         if !e.remotePort.isEmpty, e.remotePort.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
-            out.append(contentsOf: e.remotePort)
+            out.append(e.remotePort)
         } else {
-            string(none)
+            out.append("null")
         }
-        key("method")
-        string(line.hasHead ? line.bytes(head.method) : nil)
-        key("target")
-        string(line.hasHead ? line.bytes(head.target) : nil)
-        key("protocol")
+        Self.key("method", into: &out)
+        Self.string(line.hasHead ? line.bytes(line.method) : nil, into: &out)
+        Self.key("target", into: &out)
+        Self.string(line.hasHead ? line.bytes(line.target) : nil, into: &out)
+        Self.key("protocol", into: &out)
         if line.hasHead {
-            var proto: [UInt8] = []
-            appendProtocol(head.version, into: &proto)
-            string(proto)
+            out.append(UInt8(ascii: "\""))
+            Self.appendProtocol(line.version, into: &out)
+            out.append(UInt8(ascii: "\""))
         } else {
-            string(none)
+            out.append("null")
         }
         if !line.hasHead {
-            key("request_line")
-            string(e.rawRequestLine)
+            Self.key("request_line", into: &out)
+            Self.string(e.rawRequestLine, into: &out)
         }
-        key("status")
-        appendInt(e.status, into: &out)
-        key("bytes")
-        appendInt(e.bodyBytes, into: &out)
-        key("duration_us")
-        appendInt(Int(e.duration * 1e6), into: &out)
-        key("referer")
-        string(line.field(Self.refererName))
-        key("user_agent")
-        string(line.field(Self.userAgentName))
-        key("user")
-        string(Self.basicUser(line))
+        Self.key("status", into: &out)
+        out.append(decimal: e.status)
+        Self.key("bytes", into: &out)
+        out.append(decimal: e.bodyBytes)
+        Self.key("duration_us", into: &out)
+        out.append(decimal: Int(e.duration * 1e6))
+        Self.key("referer", into: &out)
+        Self.string(line.field(Self.refererName), into: &out)
+        Self.key("user_agent", into: &out)
+        Self.string(line.field(Self.userAgentName), into: &out)
+        Self.key("user", into: &out)
+        Self.string(Self.basicUser(line), into: &out)
         out.append(UInt8(ascii: "}"))
     }
 
     // MARK: pieces
 
-    private func appendProtocol(_ version: HTTPVersion, into out: inout [UInt8]) {
-        let http: StaticString = "HTTP/"
-        out.append(contentsOf: UnsafeBufferPointer(start: http.utf8Start, count: http.utf8CodeUnitCount))
-        let text = version.text
-        out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    private static func appendProtocol(_ version: HTTPVersion, into out: inout LogBytes) {
+        out.append("HTTP/")
+        out.append(version.text)
     }
 
     /// How a response's headers are noted for this format (the worker notes
@@ -533,7 +612,7 @@ public struct AccessLogFormat: Sendable {
         }
         return headers.storage.withUnsafeBytes { storage in
             guard let range = headers.entries.withUnsafeBufferPointer({
-                Self.lastValue($0, storage, Self.contentLengthName)
+                Self.lastValue($0, storage, Self.contentLengthName, spelledAs: Self.contentLengthCanonical)
             }) else {
                 return (false, AccessLogEntry.noContentLength)
             }
@@ -586,10 +665,10 @@ public struct AccessLogFormat: Sendable {
     /// `urllib.parse.quote(SCRIPT_NAME + PATH_INFO)` as TransLogger computes
     /// it: the path percent-decoded (PATH_INFO, latin-1), then encoded as
     /// UTF-8 with everything but letters, digits, `_.-~/` escaped.
-    static func pythonQuote(_ path: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+    static func pythonQuote(_ path: UnsafeRawBufferPointer, into out: inout LogBytes) {
         // Most paths have no escapes and nothing to quote: as they are.
         if !path.contains(where: { !Self.isUnquoted($0) }) {
-            out.append(contentsOf: path)
+            out.append(path)
             return
         }
         var decoded: [UInt8] = []
@@ -624,22 +703,23 @@ public struct AccessLogFormat: Sendable {
         }
     }
 
-    private func escapedOrDash<C: Collection>(_ value: C?, into out: inout [UInt8]) where C.Element == UInt8 {
+    private static func escapedOrDash(_ value: UnsafeRawBufferPointer?, into out: inout LogBytes) {
         if let value = value { escaped(value, into: &out) } else { out.append(UInt8(ascii: "-")) }
+    }
+
+    private static func escaped(_ value: [UInt8], into out: inout LogBytes) {
+        value.withUnsafeBytes { escaped($0, into: &out) }
     }
 
     /// Apache's escaping of logged values: `"` and `\` backslashed, bytes
     /// outside printable ASCII as `\xHH`.
-    private func escaped<C: Collection>(_ value: C, into out: inout [UInt8]) where C.Element == UInt8 {
+    private static func escaped(_ value: UnsafeRawBufferPointer, into out: inout LogBytes) {
         // Most values need no escaping: appended in one piece.
-        let plain = value.withContiguousStorageIfAvailable { bytes -> Bool in
-            if bytes.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 < 0x20 || $0 >= 0x7F }) {
-                return false
-            }
-            out.append(contentsOf: bytes)
-            return true
+        if let base = value.baseAddress?.assumingMemoryBound(to: UInt8.self) {
+            var i = 0
+            while i < value.count, !needsEscape(base[i]) { i += 1 }
+            if i == value.count { return out.append(value) }
         }
-        if plain == true { return }
         for b in value {
             if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") {
                 out.append(UInt8(ascii: "\\"))
@@ -655,8 +735,14 @@ public struct AccessLogFormat: Sendable {
         }
     }
 
+    /// Outside printable ASCII, or `"` or `\\`.
+    @inline(__always)
+    static func needsEscape(_ b: UInt8) -> Bool {
+        b &- 0x20 >= 0x5F || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\")
+    }
+
     /// A JSON string of latin-1 bytes (as the environ decodes them).
-    static func jsonString<C: Collection>(_ value: C, into out: inout [UInt8]) where C.Element == UInt8 {
+    static func jsonString(_ value: UnsafeRawBufferPointer, into out: inout LogBytes) {
         out.append(UInt8(ascii: "\""))
         for b in value {
             switch b {
@@ -664,7 +750,7 @@ public struct AccessLogFormat: Sendable {
                 out.append(UInt8(ascii: "\\"))
                 out.append(b)
             case 0..<0x20, 0x7F...:
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 48, 48])
+                out.append("\\u00")
                 out.append(hexDigit(b >> 4, upper: false))
                 out.append(hexDigit(b & 15, upper: false))
             default:
@@ -706,14 +792,14 @@ public struct AccessLogClock: Sendable {
 
     public init() {}
 
-    mutating func appendBracketed(_ t: Double, into out: inout [UInt8]) {
+    mutating func appendBracketed(_ t: Double, into out: inout LogBytes) {
         update(t)
-        out.append(contentsOf: bracketedText)
+        out.append(bracketedText)
     }
 
-    mutating func appendISO8601(_ t: Double, into out: inout [UInt8]) {
+    mutating func appendISO8601(_ t: Double, into out: inout LogBytes) {
         update(t)
-        out.append(contentsOf: isoText)
+        out.append(isoText)
     }
 
     static let months: [StaticString] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]

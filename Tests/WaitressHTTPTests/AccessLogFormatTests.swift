@@ -97,4 +97,34 @@ final class AccessLogFormatTests: XCTestCase {
         let json = line(try AccessLogFormat("json"), entry(nil, headers: nil, raw: "BAD"))
         XCTAssertTrue(json.contains("\"method\":null,\"target\":null,\"protocol\":null,\"request_line\":\"BAD\""), json)
     }
+
+    func testJSONLineOfAParsedHead() throws {
+        let h = try head("GET /a?b=1 HTTP/1.1\r\nUser-Agent: ua\\x\"\r\n\r\n")
+        let json = line(try AccessLogFormat("json"), entry(h, headers: nil))
+        XCTAssertTrue(json.hasPrefix("{\"time\":\"19"), json)  // the epoch, in local time
+        XCTAssertTrue(
+            json.contains(
+                "\"remote_addr\":\"10.0.0.1\",\"remote_port\":5555,\"method\":\"GET\",\"target\":\"/a?b=1\","
+                    + "\"protocol\":\"HTTP/1.1\",\"status\":200,\"bytes\":5,\"duration_us\":1500,"
+                    + "\"referer\":null,\"user_agent\":\"ua\\\\x\\\"\",\"user\":null}\n"), json)
+    }
+
+    func testLogBytesGrowsAndExchanges() {
+        var a = LogBytes(capacity: 16)
+        for i in 0..<100 { a.append(decimal: i - 50) }
+        a.append(decimal: Int.min)
+        a.append(decimal: Int.max)
+        let expected = (0..<100).map { String($0 - 50) }.joined() + String(Int.min) + String(Int.max)
+        XCTAssertEqual(String(decoding: a.bytes, as: UTF8.self), expected)
+        var b = LogBytes(capacity: 16)
+        b.append("xy")
+        a.exchange(with: &b)
+        XCTAssertEqual(String(decoding: a.bytes, as: UTF8.self), "xy")
+        XCTAssertEqual(b.count, expected.utf8.count)
+        a.truncate(to: 1)
+        a.append(Array("z".utf8))
+        XCTAssertEqual(String(decoding: a.bytes, as: UTF8.self), "xz")
+        a.removeAll()
+        XCTAssertTrue(a.isEmpty)
+    }
 }
