@@ -201,8 +201,8 @@ public final class HTTPServer: @unchecked Sendable {
                 guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "dup") }
                 let bootstrap = ServerBootstrap(group: group)
                     .serverChannelOption(ChannelOptions.backlog, value: Int32(clamping: configuration.backlog))
-                    // One accept per loop iteration, so that pausing at
-                    // connection_limit takes effect before the next accept.
+                    // Accepts per read: set by the limiter, at most what
+                    // connection_limit leaves room for (ConnectionLimiter.acceptBatch).
                     .serverChannelOption(ChannelOptions.maxMessagesPerRead, value: 1)
                     .serverChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
