@@ -559,6 +559,64 @@ def drive_requests(port: int, total: int, conns: int, timeout: float) -> float:
         sel.close()
 
 
+REQUEST_CLOSE = (f"GET / HTTP/1.1\r\nHost: {HOST}\r\nUser-Agent: bench\r\nConnection: close\r\n\r\n").encode()
+
+
+def drive_requests_close(port: int, total: int, conns: int, timeout: float) -> float:
+    """Send exactly `total` GET / requests, each on a new connection with
+    `Connection: close` (as `wrk -H 'Connection: close'`), `conns` at a time.
+
+    Each response must be 200 with the hello body, and the server must close
+    the connection after it. Returns the elapsed seconds.
+    """
+    sel = selectors.DefaultSelector()
+    start = time.monotonic()
+    deadline = start + timeout
+    issued = 0
+    done = 0
+
+    def open_one():
+        nonlocal issued
+        s = socket.create_connection((HOST, port), timeout=30)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.send(REQUEST_CLOSE)
+        s.setblocking(False)
+        issued += 1
+        sel.register(s, selectors.EVENT_READ, bytearray())
+
+    try:
+        for _ in range(min(conns, total)):
+            open_one()
+        while done < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"load client timed out after {timeout:.0f} s ({done}/{total} done)")
+            for key, _ in sel.select(timeout=1.0):
+                s, buf = key.fileobj, key.data
+                try:
+                    chunk = s.recv(65536)
+                except BlockingIOError:
+                    continue
+                if chunk:
+                    buf += chunk
+                    continue
+                parsed = _parse_head(bytes(buf[:8192]))
+                if not parsed or len(buf) != parsed[1] + parsed[2]:
+                    raise RuntimeError(f"server closed a connection before a full response ({done}/{total} done)")
+                status, hend, clen = parsed
+                if status != 200 or bytes(buf[hend:hend + clen]) != EXPECTED_BODY:
+                    raise RuntimeError(f"bad response: status {status}")
+                sel.unregister(s)
+                s.close()
+                done += 1
+                if issued < total:
+                    open_one()
+        return time.monotonic() - start
+    finally:
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()
+        sel.close()
+
+
 # --------------------------------------------------------------------------
 # wrk
 # --------------------------------------------------------------------------

@@ -37,7 +37,11 @@ def parse_args(argv=None):
                    help="N1: requests in the baseline run (env CG_BASELINE, default 2000)")
     p.add_argument("--requests", "-n", type=int, default=int(os.environ.get("CG_REQUESTS", 22000)),
                    help="N2: requests in the main run (env CG_REQUESTS, default 22000)")
-    p.add_argument("--connections", "-c", type=int, default=16, help="keep-alive connections (default 16)")
+    p.add_argument("--connections", "-c", type=int, default=16,
+                   help="connections (default 16; with --close, connections open at a time)")
+    p.add_argument("--close", action="store_true",
+                   help="a new connection per request (Connection: close, as wrk -H 'Connection: close') "
+                        "instead of keep-alive: Ir per request then includes accepting and closing")
     p.add_argument("--threads", type=int, default=4, help="--threads for Waitress and ours (default 4)")
     p.add_argument("--no-install", action="store_true", default=bool(os.environ.get("BENCH_NO_INSTALL")),
                    help="do not (re)install our package (env BENCH_NO_INSTALL=1)")
@@ -106,7 +110,8 @@ def one_run(c: bl.Contender, n: int, a, logdir: Path) -> dict:
         t0 = time.monotonic()
         srv.wait_ready(a.start_timeout)  # includes one sanity GET, same in both runs
         t1 = time.monotonic()
-        elapsed = bl.drive_requests(port, n, a.connections, a.run_timeout)
+        drive = bl.drive_requests_close if a.close else bl.drive_requests
+        elapsed = drive(port, n, a.connections, a.run_timeout)
     finally:
         # SIGTERM: the guest dies by the signal's default action (or exits via its handler),
         # and callgrind writes its profile on the way out. Bounded; SIGKILL after.
@@ -159,7 +164,8 @@ def main(argv=None) -> int:
         try:
             runs = []
             for n in (a.baseline, a.requests):
-                bl.log(f"{name}: callgrind run with {n} requests over {a.connections} connections")
+                bl.log(f"{name}: callgrind run with {n} requests over {a.connections} connections"
+                       + (" (a new connection per request)" if a.close else ""))
                 r = one_run(c, n, a, logdir)
                 bl.log(f"{name}: N={n} Ir={r['ir']:,} (start-up {r['startup_s']} s, load {r['load_s']} s)")
                 runs.append(r)
@@ -173,7 +179,8 @@ def main(argv=None) -> int:
     ref = results.get("waitress", {}).get("ir_per_request")
     lines = [f"# Instructions per request (callgrind) {stamp}", "",
              f"- hello-world app; Ir per request = (Ir(N2) - Ir(N1)) / (N2 - N1) with N1 = {a.baseline}, "
-             f"N2 = {a.requests}, {a.connections} keep-alive connections (one request in flight each)",
+             f"N2 = {a.requests}, " + (f"a new connection per request (Connection: close), {a.connections} at a time"
+                                     if a.close else f"{a.connections} keep-alive connections (one request in flight each)"),
              f"- Waitress and ours: --threads={a.threads}{'; ours with ' + a.ours_args if a.ours_args else ''}; server process under callgrind pinned to CPU 0; "
              f"repo {bl.git_rev()}", ""]
     for name, why in skipped.items():
@@ -194,7 +201,7 @@ def main(argv=None) -> int:
     md = "\n".join(lines) + "\n"
     (a.out_dir / f"callgrind-{stamp}.md").write_text(md)
     (a.out_dir / f"callgrind-{stamp}.json").write_text(json.dumps(
-        {"timestamp": stamp, "baseline": a.baseline, "requests": a.requests,
+        {"timestamp": stamp, "baseline": a.baseline, "requests": a.requests, "close": a.close,
          "connections": a.connections, "threads": a.threads, "skipped": skipped,
          "stripped": stripped, "results": results}, indent=2))
     sys.stdout.write(md)

@@ -44,6 +44,13 @@ final class ConnectionLimiter {
     private var recovered: NIODeadline?
     private var episodeEndCheck: Scheduled<Void>?
 
+    /// Connections accepted in one read of a listener at most (NIO's
+    /// `maxMessagesPerRead` on the listening channel): never more than the
+    /// connection limit leaves room for (`acceptBatch`), so the limit stays
+    /// exact; 1 under a supervisor, so that balancing sees every accept.
+    static let maxAcceptBatch = 16
+    private var batch = 1
+
     static let backoff = TimeAmount.milliseconds(250)
     static let episodeQuiet = TimeAmount.seconds(1)
     /// A worker that publishes few connections but does not take any (its
@@ -75,10 +82,33 @@ final class ConnectionLimiter {
         yieldEnd = nil
     }
 
-    func add(listener: Channel) { listeners.append(listener) }
+    func add(listener: Channel) {
+        listeners.append(listener)
+        try? listener.syncOptions?.setOption(ChannelOptions.maxMessagesPerRead, value: UInt(batch))
+        updateBatch()
+    }
+
+    /// How many connections one read of a listener may accept now. NIO fixes
+    /// a read's count when the read begins (`1...maxMessagesPerRead`), and
+    /// every accept of it passes through `opened()` before the next, on this
+    /// loop, so a read begun with `limit - open` or fewer never goes past
+    /// the limit; `opened()` pauses the listeners when it is reached.
+    var acceptBatch: Int {
+        balance != nil ? 1 : max(1, min(Self.maxAcceptBatch, limit - open))
+    }
+
+    private func updateBatch() {
+        let wanted = acceptBatch
+        guard wanted != batch else { return }
+        batch = wanted
+        for channel in listeners {
+            try? channel.syncOptions?.setOption(ChannelOptions.maxMessagesPerRead, value: UInt(wanted))
+        }
+    }
 
     func opened() {
         open += 1
+        updateBatch()
         if let metrics = metrics {
             metrics.add(.connectionsAccepted)
             metrics.set(.connectionsOpen, open)
@@ -101,6 +131,7 @@ final class ConnectionLimiter {
 
     func closed() {
         open -= 1
+        updateBatch()
         metrics?.set(.connectionsOpen, open)
         if let balance = balance, !stopping {
             balance.publish(open: open)

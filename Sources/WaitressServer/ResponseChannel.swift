@@ -68,9 +68,14 @@ public final class ResponseChannel: @unchecked Sendable {
     let outbox: Outbox
     /// The server's metrics, nil unless metrics_listen is set.
     public var metrics: ServerMetrics? { handler.core.metrics }
-    let pendingMemoryCount = ManagedAtomic<Int>(0)
-    let pendingTotalCount = ManagedAtomic<Int>(0)
-    let isOpenFlag = ManagedAtomic<Bool>(true)
+    /// The four counters and flags shared with the worker, in one allocation
+    /// made per connection (four `ManagedAtomic`s were four objects): pending
+    /// memory, pending total, open (1 or 0), peer closed (1 or 0).
+    private let words = UnsafeMutablePointer<Int.AtomicRepresentation>.allocate(capacity: 4)
+    private var pendingMemoryCount: UnsafeAtomic<Int> { UnsafeAtomic(at: words) }
+    private var pendingTotalCount: UnsafeAtomic<Int> { UnsafeAtomic(at: words + 1) }
+    private var isOpenFlag: UnsafeAtomic<Int> { UnsafeAtomic(at: words + 2) }
+    private var peerClosedFlag: UnsafeAtomic<Int> { UnsafeAtomic(at: words + 3) }
     let gate = Gate()
     public let highWatermark: Int
     public let overflow: Int
@@ -104,15 +109,21 @@ public final class ResponseChannel: @unchecked Sendable {
         self.remotePortBytes = Array(remotePort.utf8)
         self.accessLog = handler.core.accessLog
         self.notesResponses = handler.core.recordsResponses
+        words.initialize(repeating: Int.AtomicRepresentation(0), count: 4)
+        words[2] = Int.AtomicRepresentation(1)  // open
     }
 
-    public var isOpen: Bool { isOpenFlag.load(ordering: .relaxed) }
-    let peerClosedFlag = ManagedAtomic<Bool>(false)
+    deinit {
+        words.deinitialize(count: 4)
+        words.deallocate()
+    }
+
+    public var isOpen: Bool { isOpenFlag.load(ordering: .relaxed) != 0 }
     /// Whether the client is gone: the connection closed, or the client shut
     /// down its sending side while its request was in service (Waitress's
     /// `waitress.client_disconnected`). Output is still written in the latter
     /// case, for clients that half-close after sending a request.
-    public var clientDisconnected: Bool { !isOpen || peerClosedFlag.load(ordering: .relaxed) }
+    public var clientDisconnected: Bool { !isOpen || peerClosedFlag.load(ordering: .relaxed) != 0 }
     /// The server is draining (stopping): a response head written now says
     /// `Connection: close`, so a keep-alive client sends its next request
     /// elsewhere instead of meeting a closed connection.
@@ -173,11 +184,11 @@ public final class ResponseChannel: @unchecked Sendable {
     }
 
     func markPeerClosed() {
-        peerClosedFlag.store(true, ordering: .relaxed)
+        peerClosedFlag.store(1, ordering: .relaxed)
     }
 
     func markClosed() {
-        isOpenFlag.store(false, ordering: .relaxed)
+        isOpenFlag.store(0, ordering: .relaxed)
         gate.withLock { gate.broadcast() }
     }
 }

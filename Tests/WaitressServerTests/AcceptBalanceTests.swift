@@ -45,6 +45,34 @@ final class AcceptBalanceTests: XCTestCase {
         XCTAssertEqual(slot(0), -1)
     }
 
+    /// One read of a listener accepts at most what connection_limit leaves
+    /// room for (so a burst never goes past the limit), at most
+    /// `maxAcceptBatch`, at least 1; and 1 under a supervisor, so that
+    /// balancing sees every accept.
+    func testAcceptBatchNeverExceedsTheRoomLeftByTheLimit() throws {
+        let alone = ConnectionLimiter(limit: 5, logs: LogRelay())
+        alone.add(listener: EmbeddedChannel())
+        XCTAssertEqual(alone.acceptBatch, 5)
+        for expected in [4, 3, 2, 1] {
+            alone.opened()
+            XCTAssertEqual(alone.acceptBatch, expected)
+        }
+        alone.opened()
+        XCTAssertFalse(alone.accepting, "paused at the limit")
+        XCTAssertEqual(alone.acceptBatch, 1)
+        alone.closed()
+        XCTAssertTrue(alone.accepting)
+        XCTAssertEqual(alone.acceptBatch, 1, "room for one")
+        alone.closed()
+        XCTAssertEqual(alone.acceptBatch, 2)
+
+        let wide = ConnectionLimiter(limit: 1000, logs: LogRelay())
+        XCTAssertEqual(wide.acceptBatch, ConnectionLimiter.maxAcceptBatch)
+
+        let (balanced, _) = try limiter(slot: 0)
+        XCTAssertEqual(balanced.acceptBatch, 1)
+    }
+
     private func limiter(slot: Int) throws -> (ConnectionLimiter, EmbeddedEventLoop) {
         let balance = try XCTUnwrap(AcceptBalance(memory: memory, bytes: slots * 8, slot: slot))
         let listener = EmbeddedChannel()

@@ -71,6 +71,24 @@ final class ConnectionHandlerTests: XCTestCase {
         _ = try unixChannel.finish(acceptAlreadyClosed: true)
     }
 
+    /// REMOTE_ADDR comes from the host NIO formatted when it cached an accepted
+    /// socket's peer (a `SocketAddress` made from the raw sockaddr); the same
+    /// text `ipAddress` gives, for IPv4, IPv6 and an IPv4-mapped IPv6 address.
+    /// An address built from a string (host unknown) falls back to `ipAddress`.
+    func testNumericHostOfAnAcceptedPeerIsItsIPAddress() throws {
+        for text in ["192.0.2.7", "127.0.0.1", "2001:db8::1", "::ffff:192.0.2.7", "::1"] {
+            let parsed = try SocketAddress(ipAddress: text, port: 4242)
+            let accepted: SocketAddress
+            switch parsed {
+            case .v4(let a): accepted = SocketAddress(a.address)
+            case .v6(let a): accepted = SocketAddress(a.address)
+            default: XCTFail("not an IP address: \(text)"); continue
+            }
+            XCTAssertEqual(ConnectionHandler.numericHost(accepted), parsed.ipAddress, text)
+            XCTAssertEqual(ConnectionHandler.numericHost(parsed), parsed.ipAddress, text)
+        }
+    }
+
     func testPipelinedRequestsAreAnsweredInOrderOneAtATime() throws {
         try harness.send("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n")
         XCTAssertEqual(harness.requests.map(\.target), ["/a"], "only one request in service at a time")
