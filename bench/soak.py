@@ -18,10 +18,12 @@ request failed.
 
 import argparse
 import os
+import shutil
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -159,16 +161,44 @@ def sample(pid):
     return rss, fds, spill
 
 
+def scraper(addr, c, stop):
+    """GET /metrics every second on one keep-alive connection (a new one after an error)."""
+    sock = None
+    while not stop.is_set():
+        try:
+            if sock is None:
+                sock = socket.create_connection(addr, timeout=10)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: soak\r\n\r\n")
+            rest = read_response(sock)
+            if rest:
+                raise ConnectionError("bytes after the scrape")
+            c.add(requests=1)
+        except (OSError, ValueError, IndexError) as e:
+            c.add(error=e)
+            if sock is not None:
+                sock.close()
+            sock = None
+        stop.wait(1.0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--interval", type=float, default=10.0)
     ap.add_argument("--port", type=int, default=18087)
+    ap.add_argument("--observe", action="store_true",
+                    help="also write the access log (to a temporary file) and serve metrics on PORT+1, "
+                         "scraped every second; the report adds the lines written and the scrapes")
     args = ap.parse_args()
     python = os.path.abspath(os.environ.get("BENCH_PYTHON", sys.executable))
+    extra = []
+    if args.observe:
+        logdir = tempfile.mkdtemp(prefix="soak-")
+        access_log = os.path.join(logdir, "access.log")
+        extra = ["--access-log=" + access_log, "--metrics-listen=127.0.0.1:%d" % (args.port + 1)]
     server = subprocess.Popen(
         [python, "-m", "waitress", "--listen=127.0.0.1:%d" % args.port, "--threads=4",
-         "--connection-limit=200", "soak_app:app"],
+         "--connection-limit=200", *extra, "soak_app:app"],
         cwd=os.path.join(HERE, "apps"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     addr = ("127.0.0.1", args.port)
@@ -182,6 +212,10 @@ def main():
     stop = threading.Event()
     kinds = [keep_alive] * 3 + [new_connections] * 2 + [uploads, slow_reader, resetter]
     threads = [threading.Thread(target=k, args=(addr, c, stop), daemon=True) for k in kinds]
+    scrapes = Counters()
+    if args.observe:
+        threads.append(threading.Thread(
+            target=scraper, args=(("127.0.0.1", args.port + 1), scrapes, stop), daemon=True))
     for t in threads:
         t.start()
     start = time.monotonic()
@@ -218,6 +252,15 @@ def main():
         if dconn:
             print("RSS growth per 100,000 connections: %+.1f KiB" % (drss / 1024 / (dconn / 1e5)))
     print("errors: %d%s" % (c.errors, (" (last: %s)" % c.last_error) if c.errors else ""))
+    if args.observe:
+        with open(access_log, "rb") as f:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+        print("access log: %d lines for %d requests; scrapes: %d, errors %d%s"
+              % (lines, c.requests, scrapes.requests, scrapes.errors,
+                 (" (last: %s)" % scrapes.last_error) if scrapes.errors else ""))
+        shutil.rmtree(logdir, ignore_errors=True)
+        if scrapes.errors or lines < c.requests:
+            return 1
     log = err.decode("utf-8", "replace")
     tracebacks = log.count("Traceback")
     print("server log: %d lines, %d tracebacks" % (log.count("\n"), tracebacks))
