@@ -76,7 +76,7 @@ def test_tls13_suite_ticket_and_resumption(private_server, certs):
     chacha = subprocess.run(
         ["openssl", "s_client", "-connect", f"{server.host}:{server.port}", "-tls1_3", "-ign_eof",
          "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"],
-        input=b"", capture_output=True, timeout=30).stdout.decode()
+        input=b"GET /hello HTTP/1.0\r\n\r\n", capture_output=True, timeout=30).stdout.decode()
     assert "Cipher is TLS_CHACHA20_POLY1305_SHA256" in chacha
     assert chacha.count("New Session Ticket arrived") == 1
     assert get_ok(server, certs).status == 200
