@@ -75,3 +75,71 @@ const char *waitress_tls_cipher_name(unsigned short value) {
     const SSL_CIPHER *cipher = CNIOBoringSSL_SSL_get_cipher_by_value(value);
     return cipher == NULL ? NULL : CNIOBoringSSL_SSL_CIPHER_get_name(cipher);
 }
+
+// --- A new connection's cost (docs/tls.md, "Cost of a new connection") ---
+
+typedef struct ssl_st SSL;
+
+// BoringSSL's SSL_CLIENT_HELLO (ssl.h, struct ssl_early_callback_ctx), field for field.
+typedef struct {
+    SSL *ssl;
+    const uint8_t *client_hello;
+    size_t client_hello_len;
+    uint16_t version;
+    const uint8_t *random;
+    size_t random_len;
+    const uint8_t *session_id;
+    size_t session_id_len;
+    const uint8_t *dtls_cookie;
+    size_t dtls_cookie_len;
+    const uint8_t *cipher_suites;
+    size_t cipher_suites_len;
+    const uint8_t *compression_methods;
+    size_t compression_methods_len;
+    const uint8_t *extensions;
+    size_t extensions_len;
+} WaitressClientHello;
+
+extern int CNIOBoringSSL_SSL_CTX_set_num_tickets(SSL_CTX *ctx, size_t num_tickets);
+extern int CNIOBoringSSL_SSL_CTX_set1_tls13_ciphers(SSL_CTX *ctx, const uint16_t *cipher_ids,
+                                                    const uint32_t *flags, size_t num_cipher_ids);
+extern int CNIOBoringSSL_SSL_set1_tls13_ciphers(SSL *ssl, const uint16_t *cipher_ids, const uint32_t *flags,
+                                                size_t num_cipher_ids);
+extern int CNIOBoringSSL_EVP_has_aes_hardware(void);
+extern void CNIOBoringSSL_SSL_CTX_set_select_certificate_cb(SSL_CTX *ctx,
+                                                            int (*cb)(const WaitressClientHello *));
+
+enum {
+    TLS_AES_128_GCM_SHA256 = 0x1301,
+    TLS_AES_256_GCM_SHA384 = 0x1302,
+    TLS_CHACHA20_POLY1305_SHA256 = 0x1303,
+};
+
+// The first TLS 1.3 suite in the client's list is ChaCha20-Poly1305: a client without AES
+// hardware says so this way (as Go's crypto/tls reads it); it then gets BoringSSL's own order
+// for this connection (its preference among all three).
+static int prefer_client_chacha(const WaitressClientHello *hello) {
+    for (size_t i = 0; i + 1 < hello->cipher_suites_len; i += 2) {
+        uint16_t suite = (uint16_t)(hello->cipher_suites[i] << 8 | hello->cipher_suites[i + 1]);
+        if (suite == TLS_AES_128_GCM_SHA256 || suite == TLS_AES_256_GCM_SHA384) break;
+        if (suite == TLS_CHACHA20_POLY1305_SHA256) {
+            CNIOBoringSSL_SSL_set1_tls13_ciphers(hello->ssl, NULL, NULL, 0);
+            break;
+        }
+    }
+    return 1;  // ssl_select_cert_success
+}
+
+int waitress_tls_tune_server_context(void *context, unsigned tickets) {
+    SSL_CTX *ctx = context;
+    CNIOBoringSSL_SSL_CTX_set_num_tickets(ctx, tickets);
+    if (!CNIOBoringSSL_EVP_has_aes_hardware()) return 1;  // BoringSSL's order: ChaCha20 first
+    static const uint16_t order[] = {TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384,
+                                     TLS_CHACHA20_POLY1305_SHA256};
+    if (CNIOBoringSSL_SSL_CTX_set1_tls13_ciphers(ctx, order, NULL, 3) != 1) {
+        CNIOBoringSSL_ERR_clear_error();
+        return 0;
+    }
+    CNIOBoringSSL_SSL_CTX_set_select_certificate_cb(ctx, prefer_client_chacha);
+    return 1;
+}

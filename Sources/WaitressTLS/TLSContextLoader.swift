@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CWaitressBoringSSL
 import NIOSSL
 
 /// A TLS option that cannot be used, said in one line that names the option
@@ -46,8 +47,9 @@ enum TLSContextLoader {
             configuration.certificateVerification =
                 options.verification == .required ? .noHostnameVerification : .optionalVerification
         }
+        let context: NIOSSLContext
         do {
-            return try NIOSSLContext(configuration: configuration)
+            context = try NIOSSLContext(configuration: configuration)
         } catch NIOSSLError.failedToLoadPrivateKey {
             // The key parsed above: BoringSSL refuses it for the certificate.
             throw TLSSetupError(
@@ -55,6 +57,22 @@ enum TLSContextLoader {
         } catch {
             throw TLSSetupError(description: "TLS set-up failed for ssl_certfile \(options.certificateFile): \(error)")
         }
+        tune(context)
+        return context
+    }
+
+    /// TLS 1.3 session tickets sent after a full handshake (BoringSSL's default is 2): one is
+    /// enough for a client to resume its next connection, which brings it a new ticket.
+    static let sessionTickets: UInt32 = 1
+
+    /// What a new connection costs (`waitress_tls_tune_server_context`, docs/tls.md): set on
+    /// the context's SSL_CTX before any connection is made from it. swift-nio-ssl keeps that
+    /// pointer in a private stored property, read here by reflection once per context.
+    static func tune(_ context: NIOSSLContext) {
+        guard let sslContext = Mirror(reflecting: context).descendant("sslContext") as? OpaquePointer else {
+            return
+        }
+        _ = waitress_tls_tune_server_context(UnsafeMutableRawPointer(sslContext), sessionTickets)
     }
 
     /// The whole file, or an error naming it and the system's reason.

@@ -58,6 +58,30 @@ def get_ok(server, certs, target="/hello"):
 # -- protocol versions, the environ, ALPN -----------------------------------------------------
 
 
+def test_tls13_suite_ticket_and_resumption(private_server, certs):
+    """The server's TLS 1.3 order (docs/tls.md, "Cost of a new connection"): AES-128-GCM for a
+    client that lists AES first (OpenSSL's default lists AES-256 first), ChaCha20 for one that
+    lists ChaCha20 first; one session ticket, with which the next connection resumes (and
+    gets a new one), request after request."""
+    server = private_server(**certs.options())
+    context = certs.client_context(ssl.TLSVersion.TLSv1_3)
+    session = None
+    for attempt in range(3):
+        with tls_socket(server, context, session=session) as sock:
+            sock.sendall(build_request("GET", "/hello"))
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            assert sock.cipher()[0] == "TLS_AES_128_GCM_SHA256"
+            assert sock.session_reused == (attempt > 0)
+            session = sock.session
+    chacha = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{server.host}:{server.port}", "-tls1_3", "-ign_eof",
+         "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"],
+        input=b"GET /hello HTTP/1.0\r\n\r\n", capture_output=True, timeout=30).stdout.decode()
+    assert "Cipher is TLS_CHACHA20_POLY1305_SHA256" in chacha
+    assert chacha.count("New Session Ticket arrived") == 1
+    assert get_ok(server, certs).status == 200
+
+
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
 def test_request_and_environ_over_tls_12_and_13(private_server, certs, version):
     server = private_server(**certs.options())
