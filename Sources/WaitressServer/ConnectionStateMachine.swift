@@ -159,6 +159,13 @@ struct ConnectionStateMachine {
     /// After a read: whether reading must pause now (read-ahead limit
     /// reached behind a request in service).
     @inline(__always)
+    /// Bytes of a Content-Length body still to come (0 when no such body is
+    /// being read): reads this large cannot run past the body.
+    var fixedBodyRemaining: Int {
+        guard state == .readingBody, case .fixed(let receiver)? = body?.receiver else { return 0 }
+        return receiver.remaining
+    }
+
     mutating func readAheadExceeded() -> Bool {
         guard isInService, !readingPaused, let buffered = buffered,
             buffered.readableBytes >= limits.readAheadLimit

@@ -338,6 +338,9 @@ public final class HTTPServer: @unchecked Sendable {
 /// few hundred here.
 struct ChildChannelOptions {
     let recvAllocator: AdaptiveRecvByteBufferAllocator
+    /// Reads while a large Content-Length body arrives (ConnectionHandler.adjustReadSize).
+    static let bodyReadSize = 262_144
+    let bodyRecvAllocator = FixedSizeRecvByteBufferAllocator(capacity: ChildChannelOptions.bodyReadSize)
     let writeBufferWaterMark: ChannelOptions.Types.WriteBufferWaterMark
 
     init(configuration: ServerConfiguration) {

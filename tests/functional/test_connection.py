@@ -6,6 +6,8 @@ and the response has a Content-Length (otherwise the body is delimited by closin
 Pipelined requests are served one at a time and answered strictly in order.
 """
 
+import os
+
 from functional.harness import assert_serves, build_request, chunked
 
 
@@ -124,6 +126,21 @@ def test_pipelined_large_bodies_stay_intact(server):
     assert r1.body == big
     assert r2.body == big[::-1]
     assert r3.body == b"/uri?last"
+
+
+def test_pipelined_request_after_a_body_read_in_large_pieces(server):
+    # A body this large is read 256 KiB at a time while that much remains;
+    # the request pipelined right behind it must be neither lost nor taken
+    # for body bytes.
+    big = os.urandom(1024 * 1024 + 1000)
+    reqs = [build_request("POST", "/echo", body=big), build_request("GET", "/uri?after")]
+    with server.connect() as conn:
+        sender = conn.send_in_background(b"".join(reqs))
+        r1, r2 = (conn.read_response() for _ in range(2))
+        sender.join(5)
+        assert not sender.errors
+    assert r1.body == big
+    assert r2.body == b"/uri?after"
 
 
 def test_pipeline_stops_after_connection_close(server):
