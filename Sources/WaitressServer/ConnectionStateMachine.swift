@@ -156,9 +156,6 @@ struct ConnectionStateMachine {
         return isInService ? .keep : .process
     }
 
-    /// After a read: whether reading must pause now (read-ahead limit
-    /// reached behind a request in service).
-    @inline(__always)
     /// Bytes of a Content-Length body still to come (0 when no such body is
     /// being read): reads this large cannot run past the body.
     var fixedBodyRemaining: Int {
@@ -166,6 +163,9 @@ struct ConnectionStateMachine {
         return receiver.remaining
     }
 
+    /// After a read: whether reading must pause now (read-ahead limit
+    /// reached behind a request in service).
+    @inline(__always)
     mutating func readAheadExceeded() -> Bool {
         guard isInService, !readingPaused, let buffered = buffered,
             buffered.readableBytes >= limits.readAheadLimit
