@@ -104,21 +104,6 @@ public final class AccessLog: @unchecked Sendable {
     }
 
     /// Formats and queues the line for one finished request; on the event loop.
-    /// `record(_:)` of an entry made of these parts. The entry is made here:
-    /// made by the caller, it was copied whole once more on its way in
-    /// (measured with callgrind).
-    func record(
-        head: consuming RequestHead?, rawRequestLine: [UInt8], remoteHost: [UInt8], remotePort: [UInt8],
-        startTime: Double, duration: Double, status: Int, responseHeaders: ResponseHeaders?, contentLength: Int,
-        bodyBytes: Int
-    ) {
-        let entry = AccessLogEntry(
-            head: head, rawRequestLine: rawRequestLine, remoteHost: remoteHost, remotePort: remotePort,
-            startTime: startTime, duration: duration, status: status, responseHeaders: responseHeaders,
-            contentLength: contentLength, bodyBytes: bodyBytes)
-        record(entry)
-    }
-
     func record(_ entry: borrowing AccessLogEntry) {
         if case .relay = configuration.destination {
             line.removeAll()
@@ -397,10 +382,11 @@ extension ConnectionHandler {
         let now = monotonicSeconds()
         if let log = core.accessLog {
             log.record(
-                head: head, rawRequestLine: line, remoteHost: client ?? responseChannel.remoteHostBytes,
-                remotePort: responseChannel.remotePortBytes, startTime: wallSeconds() - (now - start),
-                duration: now - start, status: status, responseHeaders: headers, contentLength: contentLength,
-                bodyBytes: bodyBytes)
+                AccessLogEntry(
+                    head: head, rawRequestLine: line, remoteHost: client ?? responseChannel.remoteHostBytes,
+                    remotePort: responseChannel.remotePortBytes, startTime: wallSeconds() - (now - start),
+                    duration: now - start, status: status, responseHeaders: headers, contentLength: contentLength,
+                    bodyBytes: bodyBytes))
         }
         core.metrics?.countRequest(method: method, status: status, seconds: now - start)
     }

@@ -110,10 +110,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         let now = monotonicSeconds()
         let count = incoming.readableBytes
         let action = machine.bytesRead(&incoming, at: now)
-        if case .drop = action {  // closing, lingering after an error included
-            adjustReadSize(context)
-            return
-        }
+        defer { adjustReadSize(context) }
+        if case .drop = action { return }  // closing, lingering after an error included
         core.metrics?.add(.bytesReceived, count)
         if case .process = action {
             process(at: now)
@@ -121,7 +119,6 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         if machine.readAheadExceeded() {
             setReading(false)
         }
-        adjustReadSize(context)
     }
 
     /// A large upload is read in pieces of `bodyReadSize` (256 KiB), not of
