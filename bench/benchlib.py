@@ -501,11 +501,13 @@ def http_get(port: int, timeout: float = 10.0) -> tuple[int, bytes]:
                 return parsed[0], buf[parsed[1]:parsed[1] + parsed[2]]
 
 
-def drive_requests(port: int, total: int, conns: int, timeout: float) -> float:
+def drive_requests(port: int, total: int, conns: int, timeout: float,
+                   expected: bytes = EXPECTED_BODY) -> float:
     """Send exactly `total` keep-alive GET / requests over `conns` connections.
 
     Each connection has one request in flight at a time (like wrk). Every
-    response must be 200 with the hello body. Returns the elapsed seconds.
+    response must be 200 with the body `expected` (the hello body unless
+    told). Returns the elapsed seconds.
     """
     sel = selectors.DefaultSelector()
     socks = []
@@ -541,7 +543,7 @@ def drive_requests(port: int, total: int, conns: int, timeout: float) -> float:
                     status, hend, clen = parsed
                     if len(buf) < hend + clen:
                         break
-                    if status != 200 or bytes(buf[hend:hend + clen]) != EXPECTED_BODY:
+                    if status != 200 or bytes(buf[hend:hend + clen]) != expected:
                         raise RuntimeError(f"bad response: status {status}")
                     del buf[:hend + clen]
                     done += 1

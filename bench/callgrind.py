@@ -29,10 +29,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl  # noqa: E402
 
 
+# bjoern and fastwsgi run the app on their one thread: a single-process baseline
+# for what the app itself costs (bench/apps/run_c_server.py).
+SERVERS = {**bl.CONTENDERS,
+           "bjoern": bl.Contender("bjoern", "bjoern", "bjoern"),
+           "fastwsgi": bl.Contender("fastwsgi", "fastwsgi", "fastwsgi")}
+APPS = {"hello": bl.APP_TARGET, "flask": "flask_json_app:app"}
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--servers", "-s", default=os.environ.get("CG_SERVERS", "waitress,ours"),
-                   help="comma-separated from: waitress, ours (env CG_SERVERS, default waitress,ours)")
+                   help="comma-separated from: " + ", ".join(SERVERS) + " (env CG_SERVERS, default waitress,ours)")
+    p.add_argument("--app", default="hello", choices=sorted(APPS),
+                   help="the app: hello (bench/apps/hello_app.py, default) or flask (the Flask JSON "
+                        "route of bench/apps/flask_json_app.py); every response must equal the first one")
     p.add_argument("--baseline", type=int, default=int(os.environ.get("CG_BASELINE", 2000)),
                    help="N1: requests in the baseline run (env CG_BASELINE, default 2000)")
     p.add_argument("--requests", "-n", type=int, default=int(os.environ.get("CG_REQUESTS", 22000)),
@@ -54,15 +65,17 @@ def parse_args(argv=None):
     p.add_argument("--out-dir", type=Path, default=bl.RESULTS_DIR)
     a = p.parse_args(argv)
     a.server_list = [s.strip() for s in a.servers.split(",") if s.strip()]
-    bad = [s for s in a.server_list if s not in bl.CONTENDERS]
+    bad = [s for s in a.server_list if s not in SERVERS]
     if bad:
         p.error(f"unknown server(s) {bad}")
-    gran = [s for s in a.server_list if bl.CONTENDERS[s].kind == "granian"]
+    gran = [s for s in a.server_list if SERVERS[s].kind == "granian"]
     if gran:
         # Tried: under valgrind (--trace-children=yes) Granian's worker process is not
         # profiled and the main process hangs on SIGTERM. Not supported.
         p.error(f"{gran}: Granian cannot be profiled by this script (multi-process; hangs "
                 "on shutdown under valgrind); use waitress and/or ours")
+    if a.close and a.app != "hello":
+        p.error("--close drives the hello app only")
     if not 0 < a.baseline < a.requests:
         p.error("need 0 < --baseline < --requests")
     return a
@@ -100,7 +113,7 @@ def one_run(c: bl.Contender, n: int, a, logdir: Path) -> dict:
     port = bl.free_port()
     out_dir = Path(tempfile.mkdtemp(prefix=f"cg-{c.name}-{n}-", dir=logdir))
     vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/callgrind.out.%p"]
-    cmd = c.command(port, a.threads)
+    cmd = c.command(port, a.threads, APPS[a.app])
     if c.kind == "ours" and a.ours_args:
         cmd[-1:-1] = shlex.split(a.ours_args)  # before the app
     srv = bl.Server(cmd=["taskset", "-c", "0"] + vg + cmd,
@@ -108,10 +121,19 @@ def one_run(c: bl.Contender, n: int, a, logdir: Path) -> dict:
     srv.start()
     try:
         t0 = time.monotonic()
-        srv.wait_ready(a.start_timeout)  # includes one sanity GET, same in both runs
+        if a.app == "hello":
+            srv.wait_ready(a.start_timeout)  # includes one sanity GET, same in both runs
+            expected = bl.EXPECTED_BODY
+        else:
+            srv.wait_ready(a.start_timeout, hello=False)
+            status, expected = bl.http_get(port, timeout=a.start_timeout)
+            if status != 200:
+                raise RuntimeError(f"sanity GET / gave status {status} body {expected[:80]!r}")
         t1 = time.monotonic()
-        drive = bl.drive_requests_close if a.close else bl.drive_requests
-        elapsed = drive(port, n, a.connections, a.run_timeout)
+        if a.close:
+            elapsed = bl.drive_requests_close(port, n, a.connections, a.run_timeout)
+        else:
+            elapsed = bl.drive_requests(port, n, a.connections, a.run_timeout, expected)
     finally:
         # SIGTERM: the guest dies by the signal's default action (or exits via its handler),
         # and callgrind writes its profile on the way out. Bounded; SIGKILL after.
@@ -139,7 +161,7 @@ def main(argv=None) -> int:
     logdir = a.out_dir / f"callgrind-{stamp}-logs"
     logdir.mkdir(parents=True, exist_ok=True)
 
-    if any(bl.CONTENDERS[s].kind in ("waitress", "granian") for s in a.server_list):
+    if any(SERVERS[s].kind in ("waitress", "bjoern", "fastwsgi") for s in a.server_list):
         bl.ensure_peer_venv(logdir / "setup-peers.log")
     skipped = {}
     stripped = []
@@ -160,7 +182,7 @@ def main(argv=None) -> int:
     for name in a.server_list:
         if name in skipped:
             continue
-        c = bl.CONTENDERS[name]
+        c = SERVERS[name]
         try:
             runs = []
             for n in (a.baseline, a.requests):
@@ -178,17 +200,17 @@ def main(argv=None) -> int:
 
     ref = results.get("waitress", {}).get("ir_per_request")
     lines = [f"# Instructions per request (callgrind) {stamp}", "",
-             f"- hello-world app; Ir per request = (Ir(N2) - Ir(N1)) / (N2 - N1) with N1 = {a.baseline}, "
+             f"- {a.app} app ({APPS[a.app]}); Ir per request = (Ir(N2) - Ir(N1)) / (N2 - N1) with N1 = {a.baseline}, "
              f"N2 = {a.requests}, " + (f"a new connection per request (Connection: close), {a.connections} at a time"
                                      if a.close else f"{a.connections} keep-alive connections (one request in flight each)"),
              f"- Waitress and ours: --threads={a.threads}{'; ours with ' + a.ours_args if a.ours_args else ''}; server process under callgrind pinned to CPU 0; "
              f"repo {bl.git_rev()}", ""]
     for name, why in skipped.items():
-        lines += [f"**{bl.CONTENDERS[name].label} skipped:** {why.splitlines()[0]}", ""]
+        lines += [f"**{SERVERS[name].label} skipped:** {why.splitlines()[0]}", ""]
     lines += ["| server | Ir / request | × Waitress | Ir(N1) | Ir(N2) | naive Ir(N2)/N2 |",
               "|---|---:|---:|---:|---:|---:|"]
     for name in a.server_list:
-        label = bl.CONTENDERS[name].label
+        label = SERVERS[name].label
         r = results.get(name)
         if r is None:
             lines.append(f"| {label} | skipped | | | | |")
