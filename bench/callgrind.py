@@ -73,7 +73,7 @@ def parse_args(argv=None):
         # Tried: under valgrind (--trace-children=yes) Granian's worker process is not
         # profiled and the main process hangs on SIGTERM. Not supported.
         p.error(f"{gran}: Granian cannot be profiled by this script (multi-process; hangs "
-                "on shutdown under valgrind); use waitress and/or ours")
+                "on shutdown under valgrind); use waitress, ours, bjoern or fastwsgi")
     if a.close and a.app != "hello":
         p.error("--close drives the hello app only")
     if not 0 < a.baseline < a.requests:
