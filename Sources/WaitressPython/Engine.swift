@@ -114,7 +114,7 @@ public final class Engine {
                 options: options, listeners: listeners)
         else { return nil }
         let metrics = makeMetrics()
-        let dispatcher = TaskDispatcher(threads: threads) { _, _ in }
+        let dispatcher = TaskDispatcher(threads: threads) { _ in }
         dispatcher.metrics = metrics
         let worker = TaskRunner(app: app, served: served, metrics: metrics)
         dispatcher.setRunner(worker.run)
@@ -229,15 +229,15 @@ final class TaskRunner {
         self.metrics = metrics
     }
 
-    func run(_ request: Request, _ batch: ResponseBatch) {
+    func run(_ request: Request) {
         served.wrappingIncrement(ordering: .relaxed)
         guard let metrics = metrics else {
-            WSGITask(app: app, request: request, batch: batch).run()
+            WSGITask(app: app, request: request).run()
             return
         }
         let start = monotonicSeconds()
         metrics.taskStarted(queued: start - request.dispatchedAt)
-        WSGITask(app: app, request: request, batch: batch).run()
+        WSGITask(app: app, request: request).run()
         metrics.taskFinished(seconds: monotonicSeconds() - start)
     }
 }

@@ -87,8 +87,6 @@ extension WSGITask {
             disconnected = true
             return true
         }
-        // Streamed output goes out now, after any response ends already batched.
-        batch.flush()
         if spill != nil, connection.pendingTotal - connection.pendingMemory <= 0 {
             // The client caught up with the spill file: give its space back
             // (it closes once its last region is written).

@@ -36,7 +36,7 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
     private var stopping = false
     private var threads: [pthread_t] = []
     private let count: Int
-    private var runTask: (Request, ResponseBatch) -> Void
+    private var runTask: (Request) -> Void
     /// The deepest backlog seen since a worker last logged it ("Task queue
     /// depth is N" goes to the `waitress.queue` logger, which needs the GIL).
     let queueDepthToReport = ManagedAtomic<Int>(0)
@@ -45,14 +45,14 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
     /// Workers inside a batch of tasks.
     private var busy = 0
 
-    init(threads: Int, runTask: @escaping (Request, ResponseBatch) -> Void) {
+    init(threads: Int, runTask: @escaping (Request) -> Void) {
         self.count = max(1, threads)
         self.runTask = runTask
         queue.reserveCapacity(64)
     }
 
     /// Sets what runs each request; before start().
-    func setRunner(_ runner: @escaping (Request, ResponseBatch) -> Void) { runTask = runner }
+    func setRunner(_ runner: @escaping (Request) -> Void) { runTask = runner }
 
     /// Starts the workers; call without the GIL held.
     func start() {
@@ -191,7 +191,6 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
     }
 
     private func workerLoop(number: Int) {
-        let batch = ResponseBatch()
         let gilState = PyGILState_Ensure()
         nameThread("waitress-\(number)")
         var threadState = PyEval_SaveThread()
@@ -215,12 +214,13 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
             gate.unlock()
             PyEval_RestoreThread(threadState)
             var task: Request? = first
+            // Each response's end goes to the event loop as its task ends,
+            // never held while the next task runs (that one may block for
+            // seconds). The Outbox still batches: only a post that finds it
+            // empty wakes the loop.
             while let current = task {
-                runTask(current, batch)
+                runTask(current)
                 task = gate.withLock { pop() }
-                // Hand finished responses over every few tasks, and always
-                // before parking.
-                if task == nil || batch.count >= 16 { batch.flush() }
             }
             threadState = PyEval_SaveThread()
             gate.lock()

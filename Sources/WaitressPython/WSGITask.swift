@@ -43,18 +43,13 @@ final class WSGITask {
     /// This response was counted in the metrics as spilled.
     var spillCounted = false
 
-    /// The worker's batch: response ends wait there until the worker has
-    /// drained its queue (or 16 of them), then reach the loop together.
-    let batch: ResponseBatch
-
     /// Output that is all available at once (a list's items, a file's blocks)
     /// is handed to the connection in pieces of about this size.
     static let coalesceLimit = 262_144
 
-    init(app: WSGIApplication, request: Request, batch: ResponseBatch) {
+    init(app: WSGIApplication, request: Request) {
         self.app = app
         self.request = request
-        self.batch = batch
     }
 
     var isHead: Bool { request.head.isHead }
@@ -196,6 +191,6 @@ final class WSGITask {
         }
         let buffer = pending
         pending = nil
-        request.connection.send(.end(buffer, close: close), batchedIn: batch)
+        request.connection.send(.end(buffer, close: close))
     }
 }

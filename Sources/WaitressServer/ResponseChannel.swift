@@ -137,12 +137,6 @@ public final class ResponseChannel: @unchecked Sendable {
         outbox.post(handler, part)
     }
 
-    /// Queues a part in a worker's batch, sent with the batch's next flush.
-    public func send(_ part: Part, batchedIn batch: ResponseBatch) {
-        account(part)
-        batch.add(outbox, handler, part)
-    }
-
     private func account(_ part: Part) {
         switch part {
         case .data(let buffer):
@@ -190,29 +184,5 @@ public final class ResponseChannel: @unchecked Sendable {
     func markClosed() {
         isOpenFlag.store(0, ordering: .relaxed)
         gate.withLock { gate.broadcast() }
-    }
-}
-
-/// Response ends collected by one worker thread while it drains a batch of
-/// requests, handed to the event loop together: one wake-up of the loop for
-/// many responses instead of one each (docs/architecture.md §3: batch the hops).
-public final class ResponseBatch {
-    private var outbox: Outbox?
-    private var parts: [(ConnectionHandler, ResponseChannel.Part)] = []
-
-    public init() { parts.reserveCapacity(32) }
-
-    public var count: Int { parts.count }
-
-    func add(_ outbox: Outbox, _ handler: ConnectionHandler, _ part: ResponseChannel.Part) {
-        if let current = self.outbox, current !== outbox { flush() }
-        self.outbox = outbox
-        parts.append((handler, part))
-    }
-
-    public func flush() {
-        guard let outbox = outbox, !parts.isEmpty else { return }
-        outbox.postAll(parts)
-        parts.removeAll(keepingCapacity: true)
     }
 }
