@@ -91,10 +91,6 @@ public struct ResponseHead {
     /// Writes the head to `out` and returns the framing decision.
     /// `contentLength` is the length the body will have when known (from the
     /// app's Content-Length header or computed), nil otherwise.
-    ///
-    /// This runs once per response: fields are referenced in place (no copies,
-    /// no heap allocation beyond `out`), names are canonicalised as they are
-    /// compared and written.
     public static func write(
         into out: inout [UInt8],
         request: Request,
@@ -105,8 +101,34 @@ public struct ResponseHead {
         ident: [UInt8]?,
         date: [UInt8]
     ) -> ResponseHead {
+        write(
+            request: request, status: status, headers: headers, contentLength: contentLength,
+            forceClose: forceClose, ident: ident, date: date
+        ) { size, fill in
+            let start = out.count
+            out.append(contentsOf: repeatElement(0, count: size))
+            out.withUnsafeMutableBytes { fill(UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
+        }
+    }
+
+    /// Decides the framing and writes the head through `emit`, which is given
+    /// the head's exact size and a function that writes it into memory of at
+    /// least that size (the caller's output buffer: no intermediate copy).
+    ///
+    /// This runs once per response: fields are referenced in place (no copies,
+    /// no heap allocation), names are canonicalised as they are compared and
+    /// written, and the bytes are stored through a pointer.
+    public static func write(
+        request: Request,
+        status: UnsafeRawBufferPointer,
+        headers: ResponseHeaders,
+        contentLength: Int?,
+        forceClose: Bool,
+        ident: [UInt8]?,
+        date: [UInt8],
+        emit: (_ size: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) -> Void
+    ) -> ResponseHead {
         let hasBody = statusHasBody(status)
-        var lengthDigits: [UInt8] = []
         return headers.storage.withUnsafeBytes { appBytes in
             date.withUnsafeBytes { dateBytes in
                 (ident ?? []).withUnsafeBytes { identBytes in
@@ -130,19 +152,11 @@ public struct ResponseHead {
                             count += 1
                         }
                         func add(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
-                            fields[count] = OutputField(
-                                name: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount),
-                                value: value, canonicalise: false)
+                            fields[count] = OutputField(name: staticBytes(name), value: value, canonicalise: false)
                             count += 1
                         }
-                        func add(_ name: StaticString, _ value: StaticString) {
-                            add(name, UnsafeRawBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount))
-                        }
-                        var hasLength = sawLength
-                        if !sawLength, hasBody, let length = contentLength {
-                            lengthDigits = Array(String(length).utf8)
-                            hasLength = true
-                        }
+                        let addLength = !sawLength && hasBody && contentLength != nil
+                        let hasLength = sawLength || addLength
                         var close = forceClose || !request.keepAlive
                         var framing: BodyFraming
                         var keepAliveHeader = false
@@ -158,16 +172,16 @@ public struct ResponseHead {
                             if hasLength {
                                 framing = .contentLength(contentLength ?? 0)
                             } else if hasBody {
-                                add("Transfer-Encoding", "chunked")
+                                add("Transfer-Encoding", staticBytes("chunked"))
                                 framing = .chunked
                             } else {
                                 framing = .none
                             }
                         }
                         if close {
-                            add("Connection", "close")
+                            add("Connection", staticBytes("close"))
                         } else if keepAliveHeader {
-                            add("Connection", "Keep-Alive")
+                            add("Connection", staticBytes("Keep-Alive"))
                         }
                         if !hasBody || request.isHead {
                             framing = .none
@@ -177,13 +191,17 @@ public struct ResponseHead {
                         } else if !identBytes.isEmpty {
                             add("Via", identBytes)
                         } else {
-                            add("Via", "waitress")
+                            add("Via", staticBytes("waitress"))
                         }
                         if !sawDate {
                             add("Date", dateBytes)
                         }
-                        lengthDigits.withUnsafeBytes { digits in
-                            if !digits.isEmpty { add("Content-Length", digits) }
+                        let head = ResponseHead(framing: framing, closeAfter: close || framing == .untilClose)
+                        // Room for Int.min's sign and 19 digits.
+                        return withUnsafeTemporaryAllocation(byteCount: 20, alignment: 1) { digitSpace in
+                            if addLength, let length = contentLength {
+                                add("Content-Length", writeDecimal(length, into: digitSpace))
+                            }
                             // Stable insertion sort by canonical name, as Python's sorted().
                             if count > 1 {
                                 for i in 1..<count {
@@ -196,37 +214,70 @@ public struct ResponseHead {
                                     fields[j] = item
                                 }
                             }
-                            var size = 16 + status.count
+                            // "HTTP/1.x " status, each "\r\n" name ": " value, "\r\n\r\n".
+                            var size = 9 + status.count + 4
                             for i in 0..<count { size += fields[i].name.count + fields[i].value.count + 4 }
-                            out.reserveCapacity(out.count + size)
-                            out.append(contentsOf: "HTTP/".utf8)
-                            out.append(contentsOf: request.version == .http10 ? "1.0 ".utf8 : "1.1 ".utf8)
-                            out.append(contentsOf: status)
-                            for i in 0..<count {
-                                let field = fields[i]
-                                out.append(13)
-                                out.append(10)
-                                if field.canonicalise {
-                                    var atStart = true
-                                    for b in field.name {
-                                        out.append(atStart ? asciiUpper(b) : asciiLower(b))
-                                        atStart = b == UInt8(ascii: "-")
-                                    }
-                                } else {
-                                    out.append(contentsOf: field.name)
+                            emit(size) { memory in
+                                var at = memory.baseAddress!
+                                func put(_ bytes: UnsafeRawBufferPointer) {
+                                    if let base = bytes.baseAddress { at.copyMemory(from: base, byteCount: bytes.count) }
+                                    at += bytes.count
                                 }
-                                out.append(UInt8(ascii: ":"))
-                                out.append(UInt8(ascii: " "))
-                                out.append(contentsOf: field.value)
+                                put(staticBytes(request.version == .http10 ? "HTTP/1.0 " : "HTTP/1.1 "))
+                                put(status)
+                                for i in 0..<count {
+                                    let field = fields[i]
+                                    at.storeBytes(of: 0x0A0D, as: UInt16.self)
+                                    at += 2
+                                    if field.canonicalise {
+                                        var atStart = true
+                                        for b in field.name {
+                                            at.storeBytes(of: atStart ? asciiUpper(b) : asciiLower(b), as: UInt8.self)
+                                            at += 1
+                                            atStart = b == UInt8(ascii: "-")
+                                        }
+                                    } else {
+                                        put(field.name)
+                                    }
+                                    at.storeBytes(of: 0x203A, as: UInt16.self)
+                                    at += 2
+                                    put(field.value)
+                                }
+                                at.storeBytes(of: 0x0A0D_0A0D, as: UInt32.self)
+                                at += 4
+                                assert(at - memory.baseAddress! == size)
                             }
-                            out.append(contentsOf: "\r\n\r\n".utf8)
+                            return head
                         }
-                        return ResponseHead(framing: framing, closeAfter: close || framing == .untilClose)
                     }
                 }
             }
         }
     }
+}
+
+/// The bytes of a static string, in place.
+@inline(__always)
+func staticBytes(_ s: StaticString) -> UnsafeRawBufferPointer {
+    UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)
+}
+
+/// `value` in decimal at the end of `space` (20 bytes or more); returns the
+/// digits written (a minus sign first for a negative value).
+@inline(__always)
+func writeDecimal(_ value: Int, into space: UnsafeMutableRawBufferPointer) -> UnsafeRawBufferPointer {
+    var end = 20
+    var rest = value.magnitude
+    repeat {
+        end -= 1
+        space[end] = UInt8(truncatingIfNeeded: 48 + rest % 10)
+        rest /= 10
+    } while rest > 0
+    if value < 0 {
+        end -= 1
+        space[end] = UInt8(ascii: "-")
+    }
+    return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(space)[end..<20])
 }
 
 /// A field of the response head, referenced in place while the head is written.

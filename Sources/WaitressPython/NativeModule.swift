@@ -24,9 +24,6 @@ public enum NativeModule {
     }()
 
     public static func prepare() -> Bool {
-        if NativeCallable.type == nil {
-            NativeCallable.type = NativeCallable.makeType()
-        }
-        return NativeCallable.type != nil
+        BoundCallable.startResponseType != nil || BoundCallable.makeTypes()
     }
 }

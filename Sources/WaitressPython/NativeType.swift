@@ -1,4 +1,5 @@
 @preconcurrency import CPython
+import WaitressServer
 
 /// Python types whose instances carry a retained Swift object (WPNativeObject),
 /// made with PyType_FromSpec. Names, slot and method tables live for the life
@@ -62,31 +63,63 @@ enum NativeType {
     }
 }
 
-/// A Swift closure callable from Python: start_response, write, and the
-/// environ's `waitress.client_disconnected` are instances of this one type.
-final class NativeCallable {
-    typealias Body = (_ args: PyPtr, _ kwargs: PyPtr?) -> PyPtr?
-    let body: Body
-
-    init(_ body: @escaping Body) { self.body = body }
-
-    static let call: NativeType.CallFunction = { object, args, kwargs in
-        guard let callable = NativeType.context(object, as: NativeCallable.self), let args = args else {
-            return raise(PyExc_RuntimeError, "native callable has no target")
-        }
-        return callable.body(args, kwargs)
-    }
-
+/// The callables of the request path (`start_response`, `write` and the
+/// environ's `waitress.client_disconnected`): each Python object holds its
+/// Swift target itself, with no closure, no weak reference and no Swift
+/// allocation per request (a closure wrapper cost three allocations each). The task detaches
+/// its `start_response` and `write` when it ends, so an app that keeps them gets
+/// an error from a later call, and the task is not kept alive by them.
+enum BoundCallable {
     /// Created once, with the GIL held, at module import.
-    nonisolated(unsafe) static var type: PyPtr?
+    nonisolated(unsafe) static var startResponseType: PyPtr?
+    nonisolated(unsafe) static var writeType: PyPtr?
+    nonisolated(unsafe) static var clientDisconnectedType: PyPtr?
 
-    static func makeType() -> PyPtr? {
-        NativeType.make(
-            name: "waitress._native.NativeCallable", doc: nil,
-            slots: [(Py_tp_call, unsafeBitCast(call, to: UnsafeMutableRawPointer.self))])
+    static func makeTypes() -> Bool {
+        startResponseType = NativeType.make(
+            name: "waitress._native.StartResponse", doc: nil,
+            slots: [(Py_tp_call, unsafeBitCast(callStartResponse, to: UnsafeMutableRawPointer.self))])
+        writeType = NativeType.make(
+            name: "waitress._native.Write", doc: nil,
+            slots: [(Py_tp_call, unsafeBitCast(callWrite, to: UnsafeMutableRawPointer.self))])
+        clientDisconnectedType = NativeType.make(
+            name: "waitress._native.ClientDisconnected", doc: nil,
+            slots: [(Py_tp_call, unsafeBitCast(callClientDisconnected, to: UnsafeMutableRawPointer.self))])
+        return startResponseType != nil && writeType != nil && clientDisconnectedType != nil
     }
 
-    static func make(_ body: @escaping Body) -> PyPtr? {
-        NativeType.instance(type!, NativeCallable(body))
+    /// The target of `object`, not retained; nil once detached.
+    @inline(__always)
+    private static func target<T: AnyObject>(_ object: PyPtr?, _ type: T.Type) -> T? {
+        guard let object = object, let raw = wp_context_slot(object)!.pointee else { return nil }
+        return Unmanaged<T>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    /// Releases the target: later calls raise.
+    static func detach(_ object: PyPtr) {
+        let slot = wp_context_slot(object)!
+        if let context = slot.pointee {
+            slot.pointee = nil
+            Unmanaged<AnyObject>.fromOpaque(context).release()
+        }
+    }
+
+    private static let callStartResponse: NativeType.CallFunction = { object, args, kwargs in
+        guard let task = target(object, WSGITask.self), !task.ended, let args = args else {
+            return raise(PyExc_RuntimeError, "start_response called after the response ended")
+        }
+        return task.startResponse(args, kwargs)
+    }
+
+    private static let callWrite: NativeType.CallFunction = { object, args, _ in
+        guard let task = target(object, WSGITask.self), !task.ended, let args = args else {
+            return raise(PyExc_RuntimeError, "write() called after the response ended")
+        }
+        return task.writeCall(args)
+    }
+
+    private static let callClientDisconnected: NativeType.CallFunction = { object, _, _ in
+        guard let connection = target(object, ResponseChannel.self) else { return wp_new_bool(1) }
+        return wp_new_bool(connection.clientDisconnected ? 1 : 0)
     }
 }

@@ -167,22 +167,28 @@ extension WSGITask {
     }
 
     func writeHead(bodyHint: Int = 0, forceClose: Bool = false) {
-        var head: [UInt8] = []
-        head.reserveCapacity(256)
         let h = request.head
         let decision = status.withUnsafeBytes { statusBytes in
             ResponseHead.write(
-                into: &head,
                 request: .init(
                     version: h.version, isHead: h.isHead, keepAlive: h.keepAlive, keepAliveToken: h.connectionKeepAliveToken),
                 status: statusBytes, headers: headers, contentLength: contentLength,
                 forceClose: forceClose || request.connection.serverDraining,
-                ident: app.ident, date: app.currentDate())
+                ident: app.ident, date: app.currentDate()
+            ) { size, fill in
+                // Straight into the output buffer, with room for the body that follows.
+                if pending == nil {
+                    pending = allocator.buffer(capacity: max(size + bodyHint + 16, 512))
+                }
+                pending!.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { memory in
+                    fill(memory)
+                    return size
+                }
+            }
         }
         framing = decision.framing
         closeAfter = decision.closeAfter
         wroteHeader = true
-        head.withUnsafeBytes { appendPending($0, expecting: bodyHint + 16) }
     }
 
     func bodyTypeError(_ chunk: PyPtr) -> Bool {

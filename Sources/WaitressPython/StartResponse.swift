@@ -95,24 +95,29 @@ extension WSGITask {
             }
             if PyErr_Occurred() != nil { return nil }
         }
-        return NativeCallable.make { [weak self] args, _ in
-            guard let self = self, !self.ended else {
-                return raise(PyExc_RuntimeError, "write() called after the response ended")
-            }
-            guard wp_tuple_size(args) == 1 else {
-                return raise(PyExc_TypeError, "write() takes exactly one argument")
-            }
-            let data = wp_tuple_item(args, 0)!
-            guard wp_is_bytes(data) != 0 else {
-                _ = self.bodyTypeError(data)
-                return nil
-            }
-            guard self.write(data, flush: true) else { return nil }
-            if self.disconnected {
-                return raise(self.app.clientDisconnectedError, "Client disconnected")
-            }
-            return wp_new_none()
+        if writeCallable == nil {
+            guard let write = NativeType.instance(BoundCallable.writeType!, self) else { return nil }
+            writeCallable = write
         }
+        wp_incref(writeCallable!)
+        return writeCallable
+    }
+
+    /// The `write()` callable's body (PEP 3333), before the response ended.
+    func writeCall(_ args: PyPtr) -> PyPtr? {
+        guard wp_tuple_size(args) == 1 else {
+            return raise(PyExc_TypeError, "write() takes exactly one argument")
+        }
+        let data = wp_tuple_item(args, 0)!
+        guard wp_is_bytes(data) != 0 else {
+            _ = bodyTypeError(data)
+            return nil
+        }
+        guard write(data, flush: true) else { return nil }
+        if disconnected {
+            return raise(app.clientDisconnectedError, "Client disconnected")
+        }
+        return wp_new_none()
     }
 
     private func addHeader(_ item: PyPtr) -> Bool {

@@ -219,7 +219,7 @@ final class WSGIApplication {
             wp_decref(environ)
             return nil
         }
-        guard set(keys.clientDisconnected, NativeCallable.make({ _, _ in wp_new_bool(connection.clientDisconnected ? 1 : 0) })) else {
+        guard set(keys.clientDisconnected, NativeType.instance(BoundCallable.clientDisconnectedType!, connection)) else {
             wp_decref(environ)
             return nil
         }

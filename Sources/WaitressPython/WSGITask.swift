@@ -35,6 +35,9 @@ final class WSGITask {
     /// Set once the response's end went to the connection: nothing more may
     /// be written for it.
     var ended = false
+    /// The `write` callable start_response returned (the same one each time),
+    /// detached when the task ends.
+    var writeCallable: PyPtr?
     /// Output past `outbuf_overflow` goes here, then out with sendfile.
     var spill: SharedFile?
     var spillLength = 0
@@ -67,17 +70,21 @@ final class WSGITask {
             respondMalformedProxyHeader(detail)
             return
         }
-        // Weak: an app may keep these callables after its request is over.
-        guard let startResponse = NativeCallable.make({ [weak self] args, kwargs in
-            guard let self = self, !self.ended else {
-                return raise(PyExc_RuntimeError, "start_response called after the response ended")
-            }
-            return self.startResponse(args, kwargs)
-        }) else {
+        guard let startResponse = NativeType.instance(BoundCallable.startResponseType!, self) else {
             handleException(wp_err_fetch())
             return
         }
-        defer { wp_decref(startResponse) }
+        // An app may keep these callables after its request: detached, they
+        // neither reach this task nor keep it alive.
+        defer {
+            BoundCallable.detach(startResponse)
+            wp_decref(startResponse)
+            if let write = writeCallable {
+                BoundCallable.detach(write)
+                wp_decref(write)
+                writeCallable = nil
+            }
+        }
         guard let result = callObject(app.application, [environ, startResponse]) else {
             handleException(wp_err_fetch())
             return
