@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The status and header fields an application gave to start_response, copied
 /// into one byte array (the strings they came from may change afterwards).
 public struct ResponseHeaders: Sendable {
@@ -147,8 +155,11 @@ public struct ResponseHead {
                             case .server: sawServer = true
                             case .other: break
                             }
+                            // Names already written canonically ("Content-Type", as apps
+                            // usually write them) are sorted and copied as they are.
                             fields[count] = OutputField(
-                                name: name, value: UnsafeRawBufferPointer(rebasing: appBytes[entry.value]), canonicalise: true)
+                                name: name, value: UnsafeRawBufferPointer(rebasing: appBytes[entry.value]),
+                                canonicalise: !isCanonicalFieldName(name))
                             count += 1
                         }
                         func add(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
@@ -297,6 +308,10 @@ struct OutputField {
 
     func sortsBefore(_ other: OutputField) -> Bool {
         let n = min(name.count, other.name.count)
+        if !canonicalise && !other.canonicalise {
+            let order = n == 0 ? 0 : memcmp(name.baseAddress!, other.name.baseAddress!, n)
+            return order != 0 ? order < 0 : name.count < other.name.count
+        }
         for i in 0..<n {
             let a = canonicalByte(i)
             let b = other.canonicalByte(i)
@@ -306,20 +321,29 @@ struct OutputField {
     }
 }
 
+/// Whether `name` is already as Waitress writes it: each dash-separated part
+/// capitalised ("Content-Type", "X-Request-Id").
+@inline(__always)
+func isCanonicalFieldName(_ name: UnsafeRawBufferPointer) -> Bool {
+    var atStart = true
+    for b in name {
+        if b != (atStart ? asciiUpper(b) : asciiLower(b)) { return false }
+        atStart = b == UInt8(ascii: "-")
+    }
+    return true
+}
+
 /// The response fields the framing logic looks at, by canonical name.
 enum SpecialResponseField {
     case contentLength, date, server, other
 
     @inline(__always)
     init(caseInsensitive name: UnsafeRawBufferPointer) {
-        if equalsLowercased(name, "content-length") {
-            self = .contentLength
-        } else if equalsLowercased(name, "date") {
-            self = .date
-        } else if equalsLowercased(name, "server") {
-            self = .server
-        } else {
-            self = .other
+        switch name.count {
+        case 14: self = equalsLowercased(name, "content-length") ? .contentLength : .other
+        case 4: self = equalsLowercased(name, "date") ? .date : .other
+        case 6: self = equalsLowercased(name, "server") ? .server : .other
+        default: self = .other
         }
     }
 }

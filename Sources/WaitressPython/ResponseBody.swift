@@ -167,11 +167,12 @@ extension WSGITask {
     }
 
     func writeHead(bodyHint: Int = 0, forceClose: Bool = false) {
-        let h = request.head
+        // Read in place: a copy of the whole head costs a retain and a release per array.
         let decision = status.withUnsafeBytes { statusBytes in
             ResponseHead.write(
                 request: .init(
-                    version: h.version, isHead: h.isHead, keepAlive: h.keepAlive, keepAliveToken: h.connectionKeepAliveToken),
+                    version: request.head.version, isHead: request.head.isHead, keepAlive: request.head.keepAlive,
+                    keepAliveToken: request.head.connectionKeepAliveToken),
                 status: statusBytes, headers: headers, contentLength: contentLength,
                 forceClose: forceClose || request.connection.serverDraining,
                 ident: app.ident, date: app.currentDate()

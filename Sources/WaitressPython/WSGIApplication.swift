@@ -124,6 +124,38 @@ final class WSGIApplication {
 
     func currentDate() -> [UInt8] { dateCache.current() }
 
+    // MARK: storage reused from response to response (with the GIL held)
+
+    /// Status lines answered recently: an app uses a handful, so a response's
+    /// status is usually a shared array, not a new one.
+    private var statusCache: [[UInt8]] = []
+    /// Emptied header storage of finished responses.
+    private var spareHeaders: [ResponseHeaders] = []
+
+    /// `bytes` as an array, shared with earlier responses when it is one of theirs.
+    func statusBytes(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        if let base = bytes.baseAddress {
+            for cached in statusCache where cached.count == bytes.count {
+                if cached.withUnsafeBytes({ memcmp($0.baseAddress!, base, bytes.count) }) == 0 { return cached }
+            }
+        }
+        let fresh = Array(bytes)
+        if statusCache.count < 16 { statusCache.append(fresh) }
+        return fresh
+    }
+
+    /// Header storage for a new response: a finished response's, emptied, when
+    /// there is one (two allocations fewer per request).
+    func takeHeaders() -> ResponseHeaders { spareHeaders.popLast() ?? ResponseHeaders() }
+
+    /// Keeps a finished response's header storage for a later one. Storage an
+    /// access-log note still shares is copied on its next write, not changed.
+    func recycle(_ headers: consuming ResponseHeaders) {
+        guard spareHeaders.count < 64 else { return }
+        headers.removeAll()
+        spareHeaders.append(headers)
+    }
+
     // MARK: environ
 
     /// PEP 3333's environ plus Waitress's extras, with the proxy-header rules

@@ -17,7 +17,7 @@ final class WSGITask {
     let app: WSGIApplication
     let request: Request
     var status: [UInt8] = []
-    var headers = ResponseHeaders()
+    var headers: ResponseHeaders
     var contentLength: Int?
     var complete = false
     var wroteHeader = false
@@ -53,6 +53,7 @@ final class WSGITask {
     init(app: WSGIApplication, request: Request) {
         self.app = app
         self.request = request
+        self.headers = app.takeHeaders()
     }
 
     var isHead: Bool { request.head.isHead }
@@ -60,6 +61,12 @@ final class WSGITask {
     // MARK: running
 
     func run() {
+        // Last of all (the first defer runs last): the header storage goes back.
+        defer {
+            var spent = ResponseHeaders(reserving: false)
+            swap(&spent, &headers)
+            app.recycle(spent)
+        }
         var rejected: String? = nil
         guard let environ = app.buildEnviron(for: request, rejected: &rejected, client: &proxiedClient) else {
             handleException(wp_err_fetch())

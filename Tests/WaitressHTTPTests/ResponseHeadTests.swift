@@ -88,6 +88,28 @@ final class ResponseHeadTests: XCTestCase {
                 ]))
     }
 
+    func testCanonicalNamesSortAsBytesWithPrefixesFirst() {
+        // Names already canonical are compared with memcmp; a prefix sorts first.
+        let written = write(
+            headers: [("X-Foo-Bar", "3"), ("X-Foo", "2"), ("X-Fo", "1"), ("x-fo", "0"), ("Age", "4")], contentLength: 0)
+        XCTAssertEqual(
+            written.text,
+            head(
+                "HTTP/1.1 200 OK",
+                [
+                    "Age: 4", "Content-Length: 0", "Date: \(Self.date)", "Server: waitress", "X-Fo: 1", "X-Fo: 0",
+                    "X-Foo: 2", "X-Foo-Bar: 3",
+                ]))
+    }
+
+    func testComputedContentLengthDigits() {
+        for length in [0, 7, 10, 99, 100, 65_536, 1_234_567_890_123, Int.max] {
+            let written = write(contentLength: length)
+            XCTAssertTrue(written.text.contains("\r\nContent-Length: \(length)\r\n"), written.text)
+            XCTAssertEqual(written.framing, .contentLength(length))
+        }
+    }
+
     func testAppContentLengthIsKeptNotDuplicated() {
         let written = write(headers: [("content-length", "11")], contentLength: 11)
         XCTAssertEqual(written.text, head("HTTP/1.1 200 OK", ["Content-Length: 11", "Date: \(Self.date)", "Server: waitress"]))
