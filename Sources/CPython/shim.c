@@ -1,6 +1,16 @@
 #include "CPython.h"
 
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
+#if PY_VERSION_HEX < 0x030C0000
+#include <structmember.h>
+#define WP_T_PYSSIZET T_PYSSIZET
+#define WP_READONLY READONLY
+#else
+#define WP_T_PYSSIZET Py_T_PYSSIZET
+#define WP_READONLY Py_READONLY
+#endif
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -82,4 +92,38 @@ void wp_err_restore(PyObject *exc) {
 
 int wp_exception_matches(PyObject *exc, PyObject *type) {
     return exc != NULL && PyErr_GivenExceptionMatches(exc, type);
+}
+
+// __vectorcalloffset__ tells PyType_FromSpec where instances keep their
+// vectorcall function (3.9+). tp_call is PyVectorcall_Call, for callers that
+// come with a tuple.
+static PyMemberDef callable_members[] = {
+    {"__vectorcalloffset__", WP_T_PYSSIZET, offsetof(WPCallableObject, vectorcall), WP_READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+PyObject *wp_callable_type(const char *name, destructor dealloc) {
+    PyType_Slot slots[] = {
+        {Py_tp_dealloc, (void *)dealloc},
+        {Py_tp_call, (void *)PyVectorcall_Call},
+        {Py_tp_members, callable_members},
+        {0, NULL},
+    };
+    PyType_Spec spec = {
+        strdup(name),  // a heap type's tp_name points here for the life of the process
+        (int)sizeof(WPCallableObject),
+        0,
+        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+        slots,
+    };
+    return PyType_FromSpec(&spec);
+}
+
+PyObject *wp_callable_new(PyObject *type, vectorcallfunc call) {
+    PyTypeObject *t = (PyTypeObject *)type;
+    PyObject *object = t->tp_alloc(t, 0);
+    if (object == NULL) return NULL;
+    ((WPCallableObject *)object)->context = NULL;
+    ((WPCallableObject *)object)->vectorcall = call;
+    return object;
 }

@@ -66,26 +66,37 @@ enum NativeType {
 /// The callables of the request path (`start_response`, `write` and the
 /// environ's `waitress.client_disconnected`): each Python object holds its
 /// Swift target itself, with no closure, no weak reference and no Swift
-/// allocation per request (a closure wrapper cost three allocations each). The task detaches
-/// its `start_response` and `write` when it ends, so an app that keeps them gets
-/// an error from a later call, and the task is not kept alive by them.
+/// allocation per request (a closure wrapper cost three allocations each), and
+/// is called through vectorcall, so a call from Python builds no argument tuple.
+/// The task detaches its `start_response` and `write` when it ends, so an app
+/// that keeps them gets an error from a later call, and the task is not kept
+/// alive by them.
 enum BoundCallable {
+    typealias Arguments = UnsafePointer<PyPtr?>?
+    typealias VectorCall = @convention(c) (PyPtr?, Arguments, Int, PyPtr?) -> PyPtr?
+
     /// Created once, with the GIL held, at module import.
     nonisolated(unsafe) static var startResponseType: PyPtr?
     nonisolated(unsafe) static var writeType: PyPtr?
     nonisolated(unsafe) static var clientDisconnectedType: PyPtr?
 
     static func makeTypes() -> Bool {
-        startResponseType = NativeType.make(
-            name: "waitress._native.StartResponse", doc: nil,
-            slots: [(Py_tp_call, unsafeBitCast(callStartResponse, to: UnsafeMutableRawPointer.self))])
-        writeType = NativeType.make(
-            name: "waitress._native.Write", doc: nil,
-            slots: [(Py_tp_call, unsafeBitCast(callWrite, to: UnsafeMutableRawPointer.self))])
-        clientDisconnectedType = NativeType.make(
-            name: "waitress._native.ClientDisconnected", doc: nil,
-            slots: [(Py_tp_call, unsafeBitCast(callClientDisconnected, to: UnsafeMutableRawPointer.self))])
+        startResponseType = wp_callable_type("waitress._native.StartResponse", NativeType.dealloc)
+        writeType = wp_callable_type("waitress._native.Write", NativeType.dealloc)
+        clientDisconnectedType = wp_callable_type("waitress._native.ClientDisconnected", NativeType.dealloc)
         return startResponseType != nil && writeType != nil && clientDisconnectedType != nil
+    }
+
+    static func startResponse(for task: WSGITask) -> PyPtr? { instance(startResponseType!, task, callStartResponse) }
+    static func write(for task: WSGITask) -> PyPtr? { instance(writeType!, task, callWrite) }
+    static func clientDisconnected(for connection: ResponseChannel) -> PyPtr? {
+        instance(clientDisconnectedType!, connection, callClientDisconnected)
+    }
+
+    private static func instance(_ type: PyPtr, _ target: AnyObject, _ call: VectorCall) -> PyPtr? {
+        guard let object = wp_callable_new(type, call) else { return nil }
+        wp_context_slot(object)!.pointee = Unmanaged.passRetained(target).toOpaque()
+        return object
     }
 
     /// The target of `object`, not retained; nil once detached.
@@ -104,21 +115,25 @@ enum BoundCallable {
         }
     }
 
-    private static let callStartResponse: NativeType.CallFunction = { object, args, kwargs in
-        guard let task = target(object, WSGITask.self), !task.ended, let args = args else {
+    private static let callStartResponse: VectorCall = { object, args, nargsf, kwnames in
+        guard let task = target(object, WSGITask.self), !task.ended else {
             return raise(PyExc_RuntimeError, "start_response called after the response ended")
         }
-        return task.startResponse(args, kwargs)
+        return task.startResponse(args, wp_vectorcall_nargs(nargsf), kwnames)
     }
 
-    private static let callWrite: NativeType.CallFunction = { object, args, _ in
-        guard let task = target(object, WSGITask.self), !task.ended, let args = args else {
+    private static let callWrite: VectorCall = { object, args, nargsf, kwnames in
+        guard let task = target(object, WSGITask.self), !task.ended else {
             return raise(PyExc_RuntimeError, "write() called after the response ended")
         }
-        return task.writeCall(args)
+        let count = wp_vectorcall_nargs(nargsf)
+        guard count == 1, kwnames == nil, let data = args?[0] else {
+            return raise(PyExc_TypeError, "write() takes exactly one argument")
+        }
+        return task.writeCall(data)
     }
 
-    private static let callClientDisconnected: NativeType.CallFunction = { object, _, _ in
+    private static let callClientDisconnected: VectorCall = { object, _, _, _ in
         guard let connection = target(object, ResponseChannel.self) else { return wp_new_bool(1) }
         return wp_new_bool(connection.clientDisconnected ? 1 : 0)
     }

@@ -40,18 +40,20 @@ private func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ lower: StaticStr
 extension WSGITask {
     // MARK: start_response and write
 
-    func startResponse(_ args: PyPtr, _ kwargs: PyPtr?) -> PyPtr? {
-        let count = wp_tuple_size(args)
-        var excInfo: PyPtr? = count >= 3 ? wp_tuple_item(args, 2) : nil
-        if let kwargs = kwargs {
-            if let value = PyDict_GetItemString(kwargs, "exc_info") {
-                excInfo = value
-            }
-            if PyDict_Size(kwargs) > (PyDict_GetItemString(kwargs, "exc_info") != nil ? 1 : 0) {
-                return raise(PyExc_TypeError, "start_response() got an unexpected keyword argument")
+    /// start_response(status, headers, exc_info=None), called through
+    /// vectorcall: `count` positional arguments, then one value per name in
+    /// `kwnames`.
+    func startResponse(_ arguments: BoundCallable.Arguments, _ count: Int, _ kwnames: PyPtr?) -> PyPtr? {
+        var excInfo: PyPtr? = count >= 3 ? arguments![2] : nil
+        if let names = kwnames {
+            for i in 0..<wp_tuple_size(names) {
+                guard PyUnicode_CompareWithASCIIString(wp_tuple_item(names, i)!, "exc_info") == 0 else {
+                    return raise(PyExc_TypeError, "start_response() got an unexpected keyword argument")
+                }
+                excInfo = arguments![count + i]
             }
         }
-        guard count >= 2, count <= 3 else {
+        guard count >= 2, count <= 3, let args = arguments else {
             return raise(PyExc_TypeError, "start_response() takes 2 or 3 positional arguments but \(count) were given")
         }
         if let info = excInfo, info == wp_none() { excInfo = nil }
@@ -74,7 +76,7 @@ extension WSGITask {
             contentLength = nil
         }
         complete = true
-        let statusObject = wp_tuple_item(args, 0)!
+        let statusObject = args[0]!
         guard wp_is_unicode(statusObject) != 0 else {
             let text = swiftString(PyObject_Str(statusObject) ?? wp_none()) ?? "?"
             return raise(PyExc_AssertionError, "status \(text) is not a string")
@@ -84,7 +86,7 @@ extension WSGITask {
             return raise(PyExc_ValueError, "carriage return/line feed character present in status")
         }
         status = statusBytes
-        let headerList = wp_tuple_item(args, 1)!
+        let headerList = args[1]!
         if wp_is_exact_list(headerList) != 0 {
             // The usual case, without an iterator object.
             var i = 0
@@ -105,7 +107,7 @@ extension WSGITask {
             if PyErr_Occurred() != nil { return nil }
         }
         if writeCallable == nil {
-            guard let write = NativeType.instance(BoundCallable.writeType!, self) else { return nil }
+            guard let write = BoundCallable.write(for: self) else { return nil }
             writeCallable = write
         }
         wp_incref(writeCallable!)
@@ -113,11 +115,7 @@ extension WSGITask {
     }
 
     /// The `write()` callable's body (PEP 3333), before the response ended.
-    func writeCall(_ args: PyPtr) -> PyPtr? {
-        guard wp_tuple_size(args) == 1 else {
-            return raise(PyExc_TypeError, "write() takes exactly one argument")
-        }
-        let data = wp_tuple_item(args, 0)!
+    func writeCall(_ data: PyPtr) -> PyPtr? {
         guard wp_is_bytes(data) != 0 else {
             _ = bodyTypeError(data)
             return nil

@@ -77,6 +77,7 @@ final class WSGIApplication {
             wp_decref(object)
         }
         if let wrapper = fileWrapperType { wp_decref(wrapper) }
+        if let host = lastHost { wp_decref(host) }
     }
 
     private func makeTemplate(_ listener: ListenerSpec, _ options: Options) -> PyPtr? {
@@ -144,6 +145,26 @@ final class WSGIApplication {
         return fresh
     }
 
+    /// The last client address made into a str, and its bytes: behind a proxy,
+    /// or with a few clients, most requests come from the address before.
+    private var lastHost: PyPtr?
+    private var lastHostBytes: [UInt8] = []
+
+    /// REMOTE_ADDR's value for `bytes` (a new reference), shared with the
+    /// request before when it came from the same address.
+    private func remoteHost(_ bytes: [UInt8]) -> PyPtr? {
+        if let last = lastHost, lastHostBytes == bytes {
+            wp_incref(last)
+            return last
+        }
+        guard let host = pyLatin1(bytes) else { return nil }
+        if let last = lastHost { wp_decref(last) }
+        wp_incref(host)
+        lastHost = host
+        lastHostBytes = bytes
+        return host
+    }
+
     /// Header storage for a new response: a finished response's, emptied, when
     /// there is one (two allocations fewer per request).
     func takeHeaders() -> ResponseHeaders { spareHeaders.popLast() ?? ResponseHeaders() }
@@ -185,26 +206,25 @@ final class WSGIApplication {
         else {
             return nil
         }
-        let head = request.head
         func set(_ key: PyPtr, _ value: PyPtr?) -> Bool {
             guard let value = value else { return false }
             let status = PyDict_SetItem(environ, key, value)
             wp_decref(value)
             return status == 0
         }
-        let ok: Bool = head.storage.withUnsafeBytes { bytes -> Bool in
-            let method = UnsafeRawBufferPointer(rebasing: bytes[head.method])
+        let ok: Bool = request.head.storage.withUnsafeBytes { bytes -> Bool in
+            let method = UnsafeRawBufferPointer(rebasing: bytes[request.head.method])
             let cachedMethod = keys.method(method)
             if let cached = cachedMethod { wp_incref(cached) }
             guard set(keys.requestMethod, cachedMethod ?? pyLatin1(method)),
-                set(keys.pathInfo, pathInfo(UnsafeRawBufferPointer(rebasing: bytes[head.path]))),
-                set(keys.queryString, pyLatin1(UnsafeRawBufferPointer(rebasing: bytes[head.query]))),
-                set(keys.requestURI, pyLatin1(UnsafeRawBufferPointer(rebasing: bytes[head.target])))
+                set(keys.pathInfo, pathInfo(UnsafeRawBufferPointer(rebasing: bytes[request.head.path]))),
+                set(keys.queryString, pyLatin1(UnsafeRawBufferPointer(rebasing: bytes[request.head.query]))),
+                set(keys.requestURI, pyLatin1(UnsafeRawBufferPointer(rebasing: bytes[request.head.target])))
             else { return false }
-            let proto = head.version == .http10 ? keys.http10 : keys.http11
+            let proto = request.head.version == .http10 ? keys.http10 : keys.http11
             wp_incref(proto)
             guard set(keys.serverProtocol, proto) else { return false }
-            for field in head.fields {
+            for field in request.head.fields {
                 let name = UnsafeRawBufferPointer(rebasing: bytes[field.name])
                 guard let key = headerKeys.key(for: name) else { return false }
                 defer { wp_decref(key) }
@@ -220,7 +240,7 @@ final class WSGIApplication {
             return nil
         }
         let connection = request.connection
-        guard let host = pyLatin1(connection.remoteHostBytes) else {
+        guard let host = remoteHost(connection.remoteHostBytes) else {
             wp_decref(environ)
             return nil
         }
@@ -238,7 +258,7 @@ final class WSGIApplication {
             }
             wp_decref(key)
         }
-        if head.isChunked {
+        if request.head.isChunked {
             guard set(keys.contentLength, pyString(String(request.bodyLength))) else {
                 wp_decref(environ)
                 return nil
@@ -251,7 +271,7 @@ final class WSGIApplication {
             wp_decref(environ)
             return nil
         }
-        guard set(keys.clientDisconnected, NativeType.instance(BoundCallable.clientDisconnectedType!, connection)) else {
+        guard set(keys.clientDisconnected, BoundCallable.clientDisconnected(for: connection)) else {
             wp_decref(environ)
             return nil
         }
@@ -292,11 +312,11 @@ final class WSGIApplication {
             }
             guard let data = data else { return nil }
             defer { wp_decref(data) }
-            return callObject(bytesIO, [data])
+            return wp_call1(bytesIO, data)
         case .file(let descriptor, _):
             guard let fd = PyLong_FromLong(Int(descriptor)), let mode = pyString("rb") else { return nil }
             defer { wp_decref(fd); wp_decref(mode) }
-            return callObject(openFile, [fd, mode])
+            return wp_call2(openFile, fd, mode)
         }
     }
 

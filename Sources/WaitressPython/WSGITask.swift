@@ -77,7 +77,7 @@ final class WSGITask {
             respondMalformedProxyHeader(detail)
             return
         }
-        guard let startResponse = NativeType.instance(BoundCallable.startResponseType!, self) else {
+        guard let startResponse = BoundCallable.startResponse(for: self) else {
             handleException(wp_err_fetch())
             return
         }
@@ -92,7 +92,7 @@ final class WSGITask {
                 writeCallable = nil
             }
         }
-        guard let result = callObject(app.application, [environ, startResponse]) else {
+        guard let result = wp_call2(app.application, environ, startResponse) else {
             handleException(wp_err_fetch())
             return
         }

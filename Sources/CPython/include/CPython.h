@@ -12,6 +12,20 @@ typedef struct {
     void *context;
 } WPNativeObject;
 
+// A callable with a target like WPNativeObject's, called through vectorcall
+// (PEP 590): a call from Python builds no argument tuple.
+typedef struct {
+    PyObject_HEAD
+    void *context;
+    vectorcallfunc vectorcall;
+} WPCallableObject;
+
+// A type of such callables (not subclassable, no GC): dealloc frees instances.
+PyObject *wp_callable_type(const char *name, destructor dealloc);
+// A new instance whose calls go to `call`, with no target yet.
+PyObject *wp_callable_new(PyObject *type, vectorcallfunc call);
+static inline Py_ssize_t wp_vectorcall_nargs(size_t nargsf) { return PyVectorcall_NARGS(nargsf); }
+
 static inline PyObject *wp_none(void) { return Py_None; }
 static inline PyObject *wp_true(void) { return Py_True; }
 static inline PyObject *wp_false(void) { return Py_False; }
@@ -46,6 +60,18 @@ static inline const char *wp_unicode_ascii(PyObject *o, Py_ssize_t *size) {
     if (!PyUnicode_IS_ASCII(o)) return NULL;
     *size = PyUnicode_GET_LENGTH(o);
     return (const char *)PyUnicode_DATA(o);
+}
+
+// Calls with one or two positional arguments through vectorcall (3.9+): no
+// argument tuple, and no tuple unpacking for callees that take vectorcall
+// (Python functions, types such as io.BytesIO).
+static inline PyObject *wp_call1(PyObject *callable, PyObject *a) {
+    PyObject *args[2] = {NULL, a};
+    return PyObject_Vectorcall(callable, args + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+static inline PyObject *wp_call2(PyObject *callable, PyObject *a, PyObject *b) {
+    PyObject *args[3] = {NULL, a, b};
+    return PyObject_Vectorcall(callable, args + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
 // glibc malloc tuning for the serving process (see Engine.run); returns 0 when
