@@ -263,12 +263,13 @@ class Contender:
     label: str         # shown in tables
     kind: str          # "waitress" | "ours" | "granian" | "gunicorn" | "bjoern" | "fastwsgi"
     blocking_threads: int | None = None  # granian only; None = Granian's default
+    extra: tuple[str, ...] = ()  # ours only: more options (e.g. --dispatch=inline)
 
     def command(self, port: int, threads: int, app: str = APP_TARGET) -> list[str]:
         if self.kind in ("waitress", "ours"):
             venv = VENV_PEERS if self.kind == "waitress" else VENV_OURS
             return [str(venv_python(venv)), "-m", "waitress", f"--listen={HOST}:{port}",
-                    f"--threads={threads}", app]
+                    f"--threads={threads}", *self.extra, app]
         if self.kind == "granian":
             cmd = [str(VENV_PEERS / "bin" / "granian"), "--interface", "wsgi", "--http", "1",
                    "--host", HOST, "--port", str(port), "--workers", "1",
@@ -751,14 +752,15 @@ def start_run(a, prefix: str) -> tuple[str, Path]:
 
 def setup_ours(a, logdir: Path) -> tuple[dict[str, str], str | None]:
     """Install ours if it is a contender: ({"ours": why} if it is skipped, the install note)."""
-    if "ours" not in a.server_list:
+    ours = [s for s in a.server_list if s == "ours" or s.startswith("ours-")]  # ours-inline too
+    if not ours:
         return {}, None
     ok, msg = install_ours(logdir / "setup-ours.log", skip_install=a.no_install, src=a.ours_src)
     if ok:
         log(msg)
         return {}, msg
     log("SKIPPING ours: " + msg)
-    return {"ours": msg}, None
+    return {s: msg for s in ours}, None
 
 
 def server_python_version(venv: Path) -> str:

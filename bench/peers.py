@@ -61,9 +61,12 @@ CONTENDERS = {c.name: c for c in (
     bl.Contender("bjoern", "bjoern", "bjoern"),
     bl.Contender("fastwsgi", "fastwsgi", "fastwsgi"),
     bl.Contender("ours", "ours", "ours"),
+    # The opt-in inline dispatch: the app on the event loop thread, as bjoern runs it.
+    bl.Contender("ours-inline", "ours (inline)", "ours", extra=("--dispatch=inline",)),
 )}
 # Not peers in the summary: the reference and ours.
-NOT_PEERS = ("waitress", "ours")
+NOT_PEERS = ("waitress", "ours", "ours-inline")
+OURS = ("ours", "ours-inline")
 
 
 def parse_args(argv=None):
@@ -237,14 +240,15 @@ def summary_table(records, summary, workloads, servers) -> list[str]:
 
     for w in workloads:
         ranked = ranked_peers(records, summary, w, servers)
-        ours_w = median_ratio(records, w, "ours", "waitress")
         best = ", ".join(f"{label(n)} {x:.2f}" for n, x in ranked[:2]) or "-"
-        vs_best = median_ratio(records, w, "ours", ranked[0][0]) if ranked else None
-        vs_gran = median_ratio(records, w, "ours", "granian")
-        p99 = median_ratio(records, w, "ours", "granian", "p99_us")
-        out.append(f"| {WORKLOADS[w].title} | {f2(ours_w)} | {best} | {f2(vs_best)} | {f2(vs_gran)} "
-                   f"| {f2(p99)} |")
-        if w == "flask":
+        for us in [n for n in OURS if n in servers]:
+            ours_w = median_ratio(records, w, us, "waitress")
+            vs_best = median_ratio(records, w, us, ranked[0][0]) if ranked else None
+            vs_gran = median_ratio(records, w, us, "granian")
+            p99 = median_ratio(records, w, us, "granian", "p99_us")
+            title = WORKLOADS[w].title + ("" if us == "ours" else ", " + label(us))
+            out.append(f"| {title} | {f2(ours_w)} | {best} | {f2(vs_best)} | {f2(vs_gran)} | {f2(p99)} |")
+        if w == "flask" and "ours" in servers:
             def per_cpu(n):
                 x = summary.get((w, n), {}).get("req_per_cpu_s")
                 return "-" if x is None else f"{x:,.0f}"
@@ -407,11 +411,11 @@ def main(argv=None) -> int:
     file_sha = outb.ensure_data_file() if "file" in a.workload_list else ""
     os.environ["BENCH_OUTPUT_FILE"] = str(outb.DATA_FILE)  # servers inherit the environment
 
-    needs_peers = any(s != "ours" for s in a.server_list)
+    needs_peers = any(s not in OURS for s in a.server_list)
     if needs_peers:
         bl.ensure_peer_venv(logdir / "setup-peers.log")
     skipped, ours_note = bl.setup_ours(a, logdir)
-    if "ours" in a.server_list and not skipped:
+    if any(s in OURS for s in a.server_list) and not skipped:
         # The real apps need Flask and Django in ours' venv too (the same pins).
         pins = [l.strip() for l in bl.PEER_REQUIREMENTS.read_text().splitlines()
                 if l.strip().lower().startswith(("flask==", "django=="))]
@@ -423,7 +427,7 @@ def main(argv=None) -> int:
     if needs_peers:
         for dist in ("waitress", "granian", "gunicorn", "bjoern", "fastwsgi", "flask", "django"):
             versions[dist] = bl.pip_version_of(bl.VENV_PEERS, dist)
-    if "ours" in active:
+    if any(s in OURS for s in active):
         versions["ours"] = bl.pip_version_of(bl.VENV_OURS, "waitress")
     server_py = bl.server_python_version(bl.VENV_PEERS if needs_peers else bl.VENV_OURS)
     client_cpu = None if a.no_pin else a.client_cpu

@@ -17,7 +17,8 @@ public final class Engine {
     let queueLogger: PyRef
     let listeners: [ListenerSpec]
     let configuration: ServerConfiguration
-    let threads: Int
+    /// Worker threads; nil runs the app on the event loop (dispatch=inline).
+    let threads: Int?
     let options: WSGIApplication.Options
     /// Worker pools whose threads outlived a shutdown (see run()).
     nonisolated(unsafe) static var abandoned: [AnyObject] = []
@@ -47,7 +48,7 @@ public final class Engine {
     /// The server while run() serves (reopen_access_log).
     private var server: HTTPServer?
 
-    init(application: PyPtr, listeners: [ListenerSpec], configuration: ServerConfiguration, threads: Int,
+    init(application: PyPtr, listeners: [ListenerSpec], configuration: ServerConfiguration, threads: Int?,
          options: WSGIApplication.Options, logger: PyPtr, queueLogger: PyPtr) {
         wp_incref(application)
         wp_incref(logger)
@@ -114,14 +115,19 @@ public final class Engine {
                 options: options, listeners: listeners)
         else { return nil }
         let metrics = makeMetrics()
-        let dispatcher = TaskDispatcher(threads: threads) { _ in }
+        let dispatcher = TaskDispatcher(threads: threads ?? 0) { _ in }
         dispatcher.metrics = metrics
         let worker = TaskRunner(app: app, served: served, metrics: metrics)
         dispatcher.setRunner(worker.run)
+        var inline: InlineDispatcher? = nil
+        if threads == nil {
+            inline = InlineDispatcher()
+            inline!.setRunner(worker.run)
+        }
         let server = HTTPServer(
-            configuration: configuration, listeners: listeners, dispatcher: dispatcher, balance: acceptBalance,
+            configuration: configuration, listeners: listeners, dispatcher: inline ?? dispatcher, balance: acceptBalance,
             metrics: metrics, metricsDescriptor: metricsDescriptor)
-        metrics?.begin(threads: threads, connectionLimit: configuration.connectionLimit)
+        metrics?.begin(threads: threads ?? 0, connectionLimit: configuration.connectionLimit)
         defer { metrics?.end() }
         server.idleGraceOnDrain = drainGrace
         gate.withLock { self.server = server }
@@ -136,7 +142,7 @@ public final class Engine {
         // the environment take precedence.
         _ = wp_tune_malloc(4 << 20, 8 << 20)
         var threadState = PyEval_SaveThread()
-        dispatcher.start()
+        if threads != nil { dispatcher.start() }
         var startError: Error? = nil
         do { try server.start() } catch { startError = error }
         pythonTick.store(monotonicSeconds().bitPattern, ordering: .relaxed)

@@ -219,7 +219,7 @@ public enum EngineType {
         return swiftString(value)
     }
 
-    static func parseAdjustments(_ adj: PyPtr) -> (ServerConfiguration, Int, WSGIApplication.Options)? {
+    static func parseAdjustments(_ adj: PyPtr) -> (ServerConfiguration, Int?, WSGIApplication.Options)? {
         var failed = false
         func int(_ name: String, _ fallback: Int) -> Int {
             guard let value = PyObject_GetAttrString(adj, name) else { PyErr_Clear(); return fallback }
@@ -258,7 +258,8 @@ public enum EngineType {
         c.logSocketErrors = bool("log_socket_errors", c.logSocketErrors)
         let ident = string("ident", "waitress")
         c.ident = (ident?.isEmpty ?? true) ? nil : ident
-        let threads = int("threads", 4)
+        // No worker threads: the app runs on the event loop (dispatch=inline).
+        let threads: Int? = string("dispatch", "threads") == "inline" ? nil : int("threads", 4)
         guard let accessLog = AccessLogBridge.configuration(
             destination: string("access_log", nil), format: string("access_log_format", "combined"))
         else { return nil }

@@ -98,7 +98,10 @@ extension WSGITask {
             // Output that cannot spill waits on the watermark in memory.
             connection.send(.data(buffer))
         }
-        if !connection.waitForRoomWithoutBlocking() {
+        // Never waits on the event loop itself (dispatch=inline): the loop is
+        // what drains the output. There the spill file past outbuf_overflow
+        // bounds the memory instead.
+        if !connection.waitForRoomWithoutBlocking() && !request.eventLoop.inEventLoop {
             let state = PyEval_SaveThread()
             let open = connection.waitForRoom()
             PyEval_RestoreThread(state)

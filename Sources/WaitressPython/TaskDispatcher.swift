@@ -252,3 +252,28 @@ private func nameThread(_ name: String) {
     defer { wp_decref(value) }
     PyObject_SetAttrString(thread, "name", value)
 }
+
+/// Runs each request on the event loop thread itself (dispatch=inline): no
+/// hand-off between threads and no context switch per request, as bjoern and
+/// fastwsgi run their apps, for apps that never block, since no other
+/// connection is served while the app runs. The GIL is taken for each request
+/// with the loop thread's own Python thread state, made once. Called only on
+/// the event loop.
+final class InlineDispatcher: RequestDispatcher, @unchecked Sendable {
+    private var runTask: (Request) -> Void = { _ in }
+    private var threadState: UnsafeMutablePointer<PyThreadState>?
+
+    func setRunner(_ runner: @escaping (Request) -> Void) { runTask = runner }
+
+    func dispatch(_ request: Request) {
+        if let state = threadState {
+            PyEval_RestoreThread(state)
+        } else {
+            // Kept for the life of the loop thread (at most one per run()).
+            _ = PyGILState_Ensure()
+            nameThread("waitress-inline")
+        }
+        runTask(request)
+        threadState = PyEval_SaveThread()
+    }
+}

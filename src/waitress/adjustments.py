@@ -184,6 +184,14 @@ class Adjustments:
     #: "json", or a format string of gunicorn's atoms.
     access_log_format: str = "combined"
 
+    # Where the application runs (docs/deployment.md, "Inline dispatch"):
+    # "threads" is Waitress's pool of `threads` workers; "inline" runs it on
+    # the event loop thread (no hand-off between threads), for apps that never
+    # block, since every connection waits while the app runs.
+    _params += (("dispatch", str),)
+    dispatch: str = "threads"
+    DISPATCH_MODES = ("threads", "inline")
+
     # Prometheus metrics served by the engine (docs/metrics.md); off unless set.
     _params += (("metrics_listen", str_iftruthy),)
     #: "host:port" of a separate listener answering GET /metrics.
@@ -310,6 +318,7 @@ class Adjustments:
         self._check_proxy_options()
         self.check_sockets(self.sockets)
         self._check_worker_options()
+        self._check_dispatch()
         self._check_access_log_format()
         self.metrics_sockinfo = self._resolve_metrics_listen()
         self._check_tls_options()
@@ -352,6 +361,12 @@ class Adjustments:
     def tls(self) -> bool:
         """True when TCP listeners speak HTTPS (ssl_certfile is set)."""
         return self.ssl_certfile is not None
+
+    def _check_dispatch(self) -> None:
+        mode = self.dispatch.strip().lower()
+        if mode not in self.DISPATCH_MODES:
+            raise ValueError(f"dispatch must be threads or inline, not {self.dispatch!r}")
+        self.dispatch = mode
 
     def _check_worker_options(self) -> None:
         for name, least in (

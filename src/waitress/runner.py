@@ -104,6 +104,13 @@ Tuning options:
     --threads=INT
         Worker threads that run the application, default 4.
 
+    --dispatch=threads|inline
+        Where the application runs: 'threads' (the default) on the
+        worker threads; 'inline' on the event loop thread itself, with
+        no hand-off between threads: faster for an app that never
+        blocks, but every connection waits while the app runs, and
+        --threads is not used.
+
     --backlog=INT
         Length of the queue of connections not yet accepted, passed to
         listen(). Default is 1024.

@@ -69,6 +69,8 @@ DEFAULTS.update(workers=1, preload=False, max_requests=0, max_requests_jitter=0,
                 max_worker_rss=0)
 # The engine's access log (docs/access-log.md; not in Waitress).
 DEFAULTS.update(access_log=None, access_log_format="combined", metrics_listen=None)
+# Where the app runs (docs/deployment.md; not in Waitress): Waitress's thread pool.
+DEFAULTS.update(dispatch="threads")
 # HTTPS (docs/tls.md; not in Waitress): off.
 DEFAULTS.update(ssl_certfile=None, ssl_keyfile=None, ssl_keyfile_password=None, ssl_ca_certs=None,
                 ssl_verify="none", ssl_min_version="TLSv1.2", ssl_ciphers=None)
@@ -352,6 +354,26 @@ class TestParseArgs:
             argv = [flag] if convert is asbool else [flag + "=1"]
             kw, _ = self.parse(*argv)
             assert name in kw
+
+
+class TestDispatchOption:
+    def test_threads_by_default(self):
+        assert make().dispatch == "threads"
+
+    @pytest.mark.parametrize("given, expected", [("inline", "inline"), (" Inline ", "inline"), ("THREADS", "threads")])
+    def test_modes_are_read_case_insensitively(self, given, expected):
+        assert make(dispatch=given).dispatch == expected
+
+    def test_cli_flag(self):
+        kw, args = Adjustments.parse_args(["--dispatch=inline", "app:app"])
+        assert kw["dispatch"] == "inline" and args == ["app:app"]
+        del kw["help"], kw["call"]
+        assert make(**kw).dispatch == "inline"
+
+    @pytest.mark.parametrize("bad", ["", "thread", "loop", "0"])
+    def test_unknown_mode_is_refused(self, bad):
+        with pytest.raises(ValueError, match="dispatch must be threads or inline, not %r" % bad):
+            make(dispatch=bad)
 
 
 class TestAccessLogOptions:
