@@ -227,6 +227,31 @@ def test_client_certificate_not_asked_for(private_server, certs):
     assert "SSL_CLIENT_S_DN" not in environ and "SSL_CLIENT_CERT" not in environ
 
 
+def test_each_client_certificate_has_its_own_environ_past_the_template_limit(private_server, certs, tmp_path):
+    # The SSL_* variables go into an environ template per distinct set, at most 32 of them
+    # (WSGIApplication.secureTemplateLimit); past that they are set per request. 34 clients
+    # with certificates of their own, two keep-alive requests each, then the first again.
+    server = private_server(**certs.options(ssl_ca_certs=certs.ca_file, ssl_verify="optional"))
+    clients = []
+    for i in range(34):
+        issued = certs.ca.issue_cert(f"client{i}@example.com", common_name=f"client{i}")
+        path = str(tmp_path / f"client{i}.pem")
+        issued.private_key_and_cert_chain_pem.write_to_path(path)
+        clients.append((f"CN=client{i},", issued.cert_chain_pems[0].bytes().decode(), path))
+    for dn, pem, path in clients + clients[:1]:
+        with tls_connection(server, certs.client_context(certificate=path)) as conn:
+            for _ in range(2):
+                conn.send(build_request("GET", "/environ"))
+                response = conn.read_response("GET")
+                assert response.status == 200
+                environ = {key: value[1] for key, value in response.json()["environ"].items()}
+                assert environ["SSL_CLIENT_S_DN"].startswith(dn)
+                assert environ["SSL_CLIENT_CERT"] == pem
+                assert environ["SSL_PROTOCOL"] == "TLSv1.3" and environ["HTTPS"] == "on"
+    environ, _ = environ_over(server, certs.client_context())
+    assert "SSL_CLIENT_S_DN" not in environ and environ["SSL_PROTOCOL"] == "TLSv1.3"
+
+
 # -- bodies -----------------------------------------------------------------------------------
 
 
