@@ -8,7 +8,8 @@ import WaitressServer
 /// inwards: `PlainHTTPRejector` (a plain-HTTP client gets a 400 page, not a
 /// hang), `ServerHelloObserver` (the negotiated cipher), swift-nio-ssl's
 /// server handler, and `TLSSessionReporter` (the environ's SSL_* variables,
-/// handshake failures closed quietly).
+/// handshake failures closed quietly; it leaves once the handshake is done,
+/// and a ragged EOF after it is told apart by `isQuietDisconnect`).
 ///
 /// The context can be replaced while serving (`reload()`, SIGHUP): new
 /// connections use the new one, established ones keep theirs.
@@ -42,5 +43,11 @@ public final class TLSSecurity: ConnectionSecurity {
         try operations.addHandler(observer)
         try operations.addHandler(NIOSSLServerHandler(context: sslContext))
         try operations.addHandler(TLSSessionReporter(observer: observer))
+    }
+
+    /// A ragged EOF after the handshake (no close_notify) is a plain disconnect.
+    public func isQuietDisconnect(_ error: Error) -> Bool {
+        if let ssl = error as? NIOSSLError, case .uncleanShutdown = ssl { return true }
+        return false
     }
 }

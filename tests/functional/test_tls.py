@@ -321,6 +321,23 @@ def test_keep_alive_pipelining_and_100_continue(private_server, certs):
         assert response.status == 200 and response.body == b"hello"
 
 
+def test_close_without_close_notify_is_a_quiet_disconnect(private_server, certs):
+    # Python's ssl closes without close_notify (a ragged EOF). After the handshake the TLS
+    # layer's own handlers have left the pipeline (TLSSessionReporter), so it is
+    # ConnectionHandler that must take it for a disconnect: no "Socket error" line, also with
+    # a request half sent or a second response not read.
+    server = private_server(**certs.options())
+    for half in (b"", b"GET /hello HTTP/1.1\r\nHo", build_request("GET", "/hello")):
+        for _ in range(3):
+            with tls_connection(server, certs.client_context()) as conn:
+                conn.send(build_request("GET", "/hello"))
+                assert conn.read_response("GET").status == 200
+                if half:
+                    conn.send(half)
+    get_ok(server, certs)
+    assert "Socket error" not in server.log_text()
+
+
 # -- timeouts and strangers -------------------------------------------------------------------
 
 
