@@ -16,6 +16,12 @@ import WaitressServer
 public final class TLSSecurity: ConnectionSecurity {
     public let options: TLSOptions
     private let context: NIOLockedValueBox<NIOSSLContext>
+    /// One array per distinct set of variables without a client certificate
+    /// (a protocol and a cipher), at most `sharedSetLimit`: connections with
+    /// the same set hand over the same array storage, by which WaitressPython
+    /// finds the set's environ template without comparing strings.
+    private let sharedSets = NIOLockedValueBox<[[(name: String, value: String)]]>([])
+    static let sharedSetLimit = 64
 
     /// Reads and checks every file now; throws with a one-line message.
     public init(options: TLSOptions) throws(TLSSetupError) {
@@ -42,7 +48,18 @@ public final class TLSSecurity: ConnectionSecurity {
         try operations.addHandler(PlainHTTPRejector())
         try operations.addHandler(observer)
         try operations.addHandler(NIOSSLServerHandler(context: sslContext))
-        try operations.addHandler(TLSSessionReporter(observer: observer))
+        try operations.addHandler(TLSSessionReporter(observer: observer, security: self))
+    }
+
+    /// `variables` or an equal array handed out before (once per handshake).
+    func shared(_ variables: [(name: String, value: String)]) -> [(name: String, value: String)] {
+        sharedSets.withLockedValue { sets in
+            for set in sets where set.elementsEqual(variables, by: { $0.name == $1.name && $0.value == $1.value }) {
+                return set
+            }
+            if sets.count < Self.sharedSetLimit { sets.append(variables) }
+            return variables
+        }
     }
 
     /// A ragged EOF after the handshake (no close_notify) is a plain disconnect.

@@ -24,10 +24,12 @@ final class TLSSessionReporter: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundOut = ByteBuffer
 
     private let observer: ServerHelloObserver
+    private let security: TLSSecurity
     private var established = false
 
-    init(observer: ServerHelloObserver) {
+    init(observer: ServerHelloObserver, security: TLSSecurity) {
         self.observer = observer
+        self.security = security
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -69,11 +71,12 @@ final class TLSSessionReporter: ChannelInboundHandler, RemovableChannelHandler {
         if let suite = observer.cipherSuite, let name = TLSCipherNames.name(of: suite) {
             result.append(("SSL_CIPHER", name))
         }
-        if let certificate = handler.peerCertificate {
-            result.append(("SSL_CLIENT_S_DN", ClientCertificateText.distinguishedName(certificate.subjectName)))
-            if let der = try? certificate.toDERBytes() {
-                result.append(("SSL_CLIENT_CERT", ClientCertificateText.pem(der)))
-            }
+        guard let certificate = handler.peerCertificate else {
+            return security.shared(result)
+        }
+        result.append(("SSL_CLIENT_S_DN", ClientCertificateText.distinguishedName(certificate.subjectName)))
+        if let der = try? certificate.toDERBytes() {
+            result.append(("SSL_CLIENT_CERT", ClientCertificateText.pem(der)))
         }
         return result
     }
