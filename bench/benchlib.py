@@ -20,6 +20,7 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -487,7 +488,6 @@ def _parse_head(buf: bytes) -> tuple[int, int, int] | None:
 
 def tls_client_context():
     """An ssl client context for the benchmark's own self-signed certificates (no verification)."""
-    import ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -516,12 +516,8 @@ def _recv_ready(s: socket.socket) -> bytes | None:
     """What a readable non-blocking socket has (plain or TLS); None if nothing yet."""
     try:
         chunk = s.recv(65536)
-    except BlockingIOError:
-        return None
-    except OSError as exc:  # ssl.SSLWantReadError: a record not complete yet, or a ticket
-        if type(exc).__name__ in ("SSLWantReadError", "SSLWantWriteError"):
-            return None
-        raise
+    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return None  # TLS: a record not complete yet, or only a session ticket
     pending = getattr(s, "pending", None)
     while chunk and pending is not None and pending():
         chunk += s.recv(65536)
@@ -639,9 +635,7 @@ def drive_requests_close(port: int, total: int, conns: int, timeout: float, tls=
                 s, buf = key.fileobj, key.data
                 try:
                     chunk = _recv_ready(s)
-                except OSError as exc:  # a TLS peer closing without close_notify
-                    if tls is None or type(exc).__name__ not in ("SSLEOFError", "SSLZeroReturnError"):
-                        raise
+                except (ssl.SSLEOFError, ssl.SSLZeroReturnError):  # TLS closed without close_notify
                     chunk = b""
                 if chunk is None:
                     continue
