@@ -20,6 +20,7 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -343,7 +344,7 @@ class Server:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def wait_ready(self, timeout: float, hello: bool = True) -> None:
+    def wait_ready(self, timeout: float, hello: bool = True, tls=None) -> None:
         """Poll until the port accepts and (if `hello`) a GET / returns the hello body."""
         deadline = time.monotonic() + timeout
         last_err = "no attempt"
@@ -365,7 +366,7 @@ class Server:
             return
         remaining = max(1.0, deadline - time.monotonic())
         try:
-            status, body = http_get(self.port, timeout=remaining)
+            status, body = http_get(self.port, timeout=remaining, tls=tls)
         except (OSError, RuntimeError, ValueError) as exc:
             raise RuntimeError(f"sanity GET / failed ({exc or type(exc).__name__}) within {timeout:.0f} s; "
                                f"log tail:\n{tail(self.log_path)}") from exc
@@ -486,9 +487,47 @@ def _parse_head(buf: bytes) -> tuple[int, int, int] | None:
     return status, end + 4, clen
 
 
-def http_get(port: int, timeout: float = 10.0) -> tuple[int, bytes]:
+def tls_client_context():
+    """An ssl client context for the benchmark's own self-signed certificates (no verification)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def make_tls_certificate(directory: Path) -> tuple[str, str]:
+    """A P-256 self-signed certificate and key for 127.0.0.1 (openssl req), in `directory`."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-subj", "/CN=127.0.0.1", "-days", "2", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def _connect(port: int, timeout: float, tls=None) -> socket.socket:
+    """A connected socket; with `tls` (an ssl.SSLContext), after a blocking TLS handshake."""
+    s = socket.create_connection((HOST, port), timeout=timeout)
+    if tls is not None:
+        s = tls.wrap_socket(s, server_hostname=HOST)
+    return s
+
+
+def _recv_ready(s: socket.socket) -> bytes | None:
+    """What a readable non-blocking socket has (plain or TLS); None if nothing yet."""
+    try:
+        chunk = s.recv(65536)
+    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return None  # TLS: a record not complete yet, or only a session ticket
+    pending = getattr(s, "pending", None)
+    while chunk and pending is not None and pending():
+        chunk += s.recv(65536)
+    return chunk
+
+
+def http_get(port: int, timeout: float = 10.0, tls=None) -> tuple[int, bytes]:
     deadline = time.monotonic() + timeout
-    with socket.create_connection((HOST, port), timeout=timeout) as s:
+    with _connect(port, timeout, tls) as s:
         s.sendall(REQUEST)
         buf = b""
         while True:
@@ -503,12 +542,13 @@ def http_get(port: int, timeout: float = 10.0) -> tuple[int, bytes]:
 
 
 def drive_requests(port: int, total: int, conns: int, timeout: float,
-                   expected: bytes = EXPECTED_BODY) -> float:
+                   expected: bytes = EXPECTED_BODY, tls=None) -> float:
     """Send exactly `total` keep-alive GET / requests over `conns` connections.
 
     Each connection has one request in flight at a time (like wrk). Every
     response must be 200 with the body `expected` (the hello body unless
-    told). Returns the elapsed seconds.
+    told). With `tls` (an ssl.SSLContext) the connections speak HTTPS, each
+    handshake done before its first request. Returns the elapsed seconds.
     """
     sel = selectors.DefaultSelector()
     socks = []
@@ -518,7 +558,7 @@ def drive_requests(port: int, total: int, conns: int, timeout: float,
     done = 0
     try:
         for _ in range(min(conns, total)):
-            s = socket.create_connection((HOST, port), timeout=30)
+            s = _connect(port, 30, tls)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             s.setblocking(False)
             socks.append(s)
@@ -530,9 +570,8 @@ def drive_requests(port: int, total: int, conns: int, timeout: float,
                 raise RuntimeError(f"load client timed out after {timeout:.0f} s ({done}/{total} done)")
             for key, _ in sel.select(timeout=1.0):
                 s, buf = key.fileobj, key.data
-                try:
-                    chunk = s.recv(65536)
-                except BlockingIOError:
+                chunk = _recv_ready(s)
+                if chunk is None:
                     continue
                 if not chunk:
                     raise RuntimeError(f"server closed a connection ({done}/{total} done)")
@@ -565,7 +604,7 @@ def drive_requests(port: int, total: int, conns: int, timeout: float,
 REQUEST_CLOSE = (f"GET / HTTP/1.1\r\nHost: {HOST}\r\nUser-Agent: bench\r\nConnection: close\r\n\r\n").encode()
 
 
-def drive_requests_close(port: int, total: int, conns: int, timeout: float) -> float:
+def drive_requests_close(port: int, total: int, conns: int, timeout: float, tls=None) -> float:
     """Send exactly `total` GET / requests, each on a new connection with
     `Connection: close` (as `wrk -H 'Connection: close'`), `conns` at a time.
 
@@ -580,7 +619,7 @@ def drive_requests_close(port: int, total: int, conns: int, timeout: float) -> f
 
     def open_one():
         nonlocal issued
-        s = socket.create_connection((HOST, port), timeout=30)
+        s = _connect(port, 30, tls)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.send(REQUEST_CLOSE)
         s.setblocking(False)
@@ -596,8 +635,10 @@ def drive_requests_close(port: int, total: int, conns: int, timeout: float) -> f
             for key, _ in sel.select(timeout=1.0):
                 s, buf = key.fileobj, key.data
                 try:
-                    chunk = s.recv(65536)
-                except BlockingIOError:
+                    chunk = _recv_ready(s)
+                except (ssl.SSLEOFError, ssl.SSLZeroReturnError):  # TLS closed without close_notify
+                    chunk = b""
+                if chunk is None:
                     continue
                 if chunk:
                     buf += chunk

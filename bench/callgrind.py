@@ -53,6 +53,10 @@ def parse_args(argv=None):
     p.add_argument("--close", action="store_true",
                    help="a new connection per request (Connection: close, as wrk -H 'Connection: close') "
                         "instead of keep-alive: Ir per request then includes accepting and closing")
+    p.add_argument("--tls", action="store_true",
+                   help="HTTPS (ours only): a P-256 self-signed certificate is made for the run and passed "
+                        "as --ssl-certfile/--ssl-keyfile; the load client speaks TLS (Python's ssl, "
+                        "handshakes before the first request, so keep-alive Ir per request excludes them)")
     p.add_argument("--threads", type=int, default=4, help="--threads for Waitress and ours (default 4)")
     p.add_argument("--no-install", action="store_true", default=bool(os.environ.get("BENCH_NO_INSTALL")),
                    help="do not (re)install our package (env BENCH_NO_INSTALL=1)")
@@ -74,6 +78,8 @@ def parse_args(argv=None):
         # profiled and the main process hangs on SIGTERM. Not supported.
         p.error(f"{gran}: Granian cannot be profiled by this script (multi-process; hangs "
                 "on shutdown under valgrind); use waitress, ours, bjoern or fastwsgi")
+    if a.tls and a.server_list != ["ours"]:
+        p.error("--tls profiles ours only (-s ours)")
     if a.close and a.app != "hello":
         p.error("--close drives the hello app only")
     if not 0 < a.baseline < a.requests:
@@ -116,24 +122,28 @@ def one_run(c: bl.Contender, n: int, a, logdir: Path) -> dict:
     cmd = c.command(port, a.threads, APPS[a.app])
     if c.kind == "ours" and a.ours_args:
         cmd[-1:-1] = shlex.split(a.ours_args)  # before the app
+    tls = None
+    if a.tls:
+        cmd[-1:-1] = [f"--ssl-certfile={a.certificate[0]}", f"--ssl-keyfile={a.certificate[1]}"]
+        tls = bl.tls_client_context()
     srv = bl.Server(cmd=["taskset", "-c", "0"] + vg + cmd,
                     log_path=logdir / f"callgrind-{c.name}-{n}.log", port=port)
     srv.start()
     try:
         t0 = time.monotonic()
         if a.app == "hello":
-            srv.wait_ready(a.start_timeout)  # includes one sanity GET, same in both runs
+            srv.wait_ready(a.start_timeout, tls=tls)  # includes one sanity GET, same in both runs
             expected = bl.EXPECTED_BODY
         else:
             srv.wait_ready(a.start_timeout, hello=False)
-            status, expected = bl.http_get(port, timeout=a.start_timeout)
+            status, expected = bl.http_get(port, timeout=a.start_timeout, tls=tls)
             if status != 200:
                 raise RuntimeError(f"sanity GET / gave status {status} body {expected[:80]!r}")
         t1 = time.monotonic()
         if a.close:
-            elapsed = bl.drive_requests_close(port, n, a.connections, a.run_timeout)
+            elapsed = bl.drive_requests_close(port, n, a.connections, a.run_timeout, tls=tls)
         else:
-            elapsed = bl.drive_requests(port, n, a.connections, a.run_timeout, expected)
+            elapsed = bl.drive_requests(port, n, a.connections, a.run_timeout, expected, tls=tls)
     finally:
         # SIGTERM: the guest dies by the signal's default action (or exits via its handler),
         # and callgrind writes its profile on the way out. Bounded; SIGKILL after.
@@ -178,6 +188,8 @@ def main(argv=None) -> int:
         if "ours" in skipped:
             bl.log("SKIPPING ours: " + skipped["ours"])
 
+    a.certificate = bl.make_tls_certificate(logdir) if a.tls else None
+
     results = {}
     for name in a.server_list:
         if name in skipped:
@@ -203,7 +215,8 @@ def main(argv=None) -> int:
              f"- {a.app} app ({APPS[a.app]}); Ir per request = (Ir(N2) - Ir(N1)) / (N2 - N1) with N1 = {a.baseline}, "
              f"N2 = {a.requests}, " + (f"a new connection per request (Connection: close), {a.connections} at a time"
                                      if a.close else f"{a.connections} keep-alive connections (one request in flight each)"),
-             f"- Waitress and ours: --threads={a.threads}{'; ours with ' + a.ours_args if a.ours_args else ''}; server process under callgrind pinned to CPU 0; "
+             f"- Waitress and ours: --threads={a.threads}{'; ours with ' + a.ours_args if a.ours_args else ''}"
+             f"{'; over TLS (a P-256 self-signed certificate, Python ssl client)' if a.tls else ''}; server process under callgrind pinned to CPU 0; "
              f"repo {bl.git_rev()}", ""]
     for name, why in skipped.items():
         lines += [f"**{SERVERS[name].label} skipped:** {why.splitlines()[0]}", ""]
@@ -223,7 +236,7 @@ def main(argv=None) -> int:
     md = "\n".join(lines) + "\n"
     (a.out_dir / f"callgrind-{stamp}.md").write_text(md)
     (a.out_dir / f"callgrind-{stamp}.json").write_text(json.dumps(
-        {"timestamp": stamp, "baseline": a.baseline, "requests": a.requests, "close": a.close,
+        {"timestamp": stamp, "baseline": a.baseline, "requests": a.requests, "close": a.close, "tls": a.tls,
          "connections": a.connections, "threads": a.threads, "skipped": skipped,
          "stripped": stripped, "results": results}, indent=2))
     sys.stdout.write(md)

@@ -29,15 +29,6 @@ SERVERS = ["ours", "gunicorn", "granian", "ours-plain"]
 WORKLOADS = {"keep-alive": [], "new-connection": ["-H", "Connection: close"]}
 
 
-def make_certificate(directory: Path) -> tuple[str, str]:
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-subj", "/CN=127.0.0.1", "-days", "2", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True)
-    return str(cert), str(key)
-
-
 def command(name: str, port: int, cert: str, key: str) -> list[str]:
     pin = ["taskset", "-c", "0"]
     if name in ("ours", "ours-plain"):
@@ -100,7 +91,7 @@ def main() -> int:
     bl.ensure_peer_venv(logdir / "setup.log")
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench-tls-") as tmp:
-        cert, key = make_certificate(Path(tmp))
+        cert, key = bl.make_tls_certificate(Path(tmp))
         for rnd in range(a.rounds):
             for workload in WORKLOADS:
                 for name in SERVERS:

@@ -25,6 +25,15 @@ final class WSGIApplication {
     let clientDisconnectedError: PyPtr
     /// Environ entries that are the same for every request on a listener.
     private var templates: [(descriptor: Int32, environ: PyPtr)] = []
+    /// A TLS listener's template with a connection's SSL_* variables already
+    /// in it: they are the same for every request on the connection, and most
+    /// connections share them (a protocol and a cipher). Building the four
+    /// strings per request and hashing the two new keys cost about 2,000
+    /// instructions of a keep-alive request over TLS (bench/callgrind.py
+    /// --tls). At most `secureTemplateLimit` (distinct client certificates
+    /// each make one); past that a connection's variables are set per request.
+    private var secureTemplates: [(descriptor: Int32, variables: [(name: String, value: String)], environ: PyPtr)] = []
+    static let secureTemplateLimit = 32
     private var dateCache = HTTPDateCache()
     /// sys.__dict__, for reading sys.stderr per request without building a key.
     private let sysDict: PyPtr
@@ -73,6 +82,7 @@ final class WSGIApplication {
 
     deinit {
         for template in templates { wp_decref(template.environ) }
+        for template in secureTemplates { wp_decref(template.environ) }
         for object in [application, logger, queueLogger, bytesIO, openFile, formatExceptionFunction, clientDisconnectedError, sysDict] {
             wp_decref(object)
         }
@@ -201,11 +211,20 @@ final class WSGIApplication {
 
     private func baseEnviron(for request: Request) -> PyPtr? {
         let descriptor = request.listener.descriptor
-        guard let template = templates.first(where: { $0.descriptor == descriptor }),
-            let environ = PyDict_Copy(template.environ)
-        else {
-            return nil
+        let connection = request.connection
+        var security = connection.securityVariables
+        let template: PyPtr
+        if security.isEmpty {
+            guard let plain = templates.first(where: { $0.descriptor == descriptor }) else { return nil }
+            template = plain.environ
+        } else if let secure = secureTemplate(descriptor, security) {
+            template = secure
+            security = []
+        } else {
+            guard let plain = templates.first(where: { $0.descriptor == descriptor }) else { return nil }
+            template = plain.environ
         }
+        guard let environ = PyDict_Copy(template) else { return nil }
         func set(_ key: PyPtr, _ value: PyPtr?) -> Bool {
             guard let value = value else { return false }
             let status = PyDict_SetItem(environ, key, value)
@@ -239,7 +258,6 @@ final class WSGIApplication {
             wp_decref(environ)
             return nil
         }
-        let connection = request.connection
         guard let host = remoteHost(connection.remoteHostBytes) else {
             wp_decref(environ)
             return nil
@@ -251,7 +269,7 @@ final class WSGIApplication {
             wp_decref(environ)
             return nil
         }
-        for variable in connection.securityVariables {
+        for variable in security {  // only past secureTemplateLimit
             guard let key = pyString(variable.name), set(key, pyString(variable.value)) else {
                 wp_decref(environ)
                 return nil
@@ -276,6 +294,52 @@ final class WSGIApplication {
             return nil
         }
         return environ
+    }
+
+    /// The listener's template with `variables` in it, made on first use; nil
+    /// (and no Python error set) past `secureTemplateLimit` or on a failure.
+    private func secureTemplate(_ descriptor: Int32, _ variables: [(name: String, value: String)]) -> PyPtr? {
+        for template in secureTemplates where template.descriptor == descriptor {
+            if Self.same(template.variables, variables) { return template.environ }
+        }
+        guard secureTemplates.count < Self.secureTemplateLimit,
+            let plain = templates.first(where: { $0.descriptor == descriptor })
+        else { return nil }
+        guard let environ = PyDict_Copy(plain.environ) else {
+            PyErr_Clear()
+            return nil
+        }
+        for variable in variables {
+            let key = pyString(variable.name)
+            let value = pyString(variable.value)
+            let status = key.flatMap { key in value.map { PyDict_SetItem(environ, key, $0) } } ?? -1
+            if let key = key { wp_decref(key) }
+            if let value = value { wp_decref(value) }
+            if status != 0 {
+                PyErr_Clear()  // the caller sets the variables per request instead
+                wp_decref(environ)
+                return nil
+            }
+        }
+        secureTemplates.append((descriptor, variables, environ))
+        return environ
+    }
+
+    /// Equal variable sets. The TLS layer hands every connection with the
+    /// same set (no client certificate) the same array, so the storage is
+    /// compared first: comparing the strings cost about 600 instructions a
+    /// request (bench/callgrind.py --tls).
+    private static func same(_ a: [(name: String, value: String)], _ b: [(name: String, value: String)]) -> Bool {
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                guard a.count == b.count else { return false }
+                if a.baseAddress == b.baseAddress { return true }
+                for i in 0..<a.count where a[i].name != b[i].name || a[i].value != b[i].value {
+                    return false
+                }
+                return true
+            }
+        }
     }
 
     /// PATH_INFO: percent-decoded, latin-1, then `url_prefix` moved to

@@ -150,6 +150,9 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if listener.isSecure, core.configuration.security?.isQuietDisconnect(error) == true {
+            return  // the input-closed event follows
+        }
         // Resets and broken pipes end the connection; Waitress logs them as
         // "Socket error" unless log_socket_errors is off.
         if core.configuration.logSocketErrors && !machine.isClosing && !Self.isDisconnect(error) {

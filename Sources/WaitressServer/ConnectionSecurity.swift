@@ -11,6 +11,17 @@ public protocol ConnectionSecurity: AnyObject, Sendable {
     /// Adds the handlers that secure a newly accepted connection; called on
     /// the connection's event loop before `ConnectionHandler` is added.
     func secure(_ channel: Channel) throws
+
+    /// Whether `error`, caught on a secured connection after it was secured,
+    /// only says that the peer went away without closing the security layer
+    /// (a TLS ragged EOF, which many clients do): nothing is logged, and the
+    /// input-closed event that follows ends the connection. The handlers
+    /// `secure` added need not stay in the pipeline for this.
+    func isQuietDisconnect(_ error: Error) -> Bool
+}
+
+extension ConnectionSecurity {
+    public func isQuietDisconnect(_ error: Error) -> Bool { false }
 }
 
 /// Fired down the pipeline once the connection is secured (the TLS handshake

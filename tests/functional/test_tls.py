@@ -227,6 +227,31 @@ def test_client_certificate_not_asked_for(private_server, certs):
     assert "SSL_CLIENT_S_DN" not in environ and "SSL_CLIENT_CERT" not in environ
 
 
+def test_each_client_certificate_has_its_own_environ_past_the_template_limit(private_server, certs, tmp_path):
+    # The SSL_* variables go into an environ template per distinct set, at most 32 of them
+    # (WSGIApplication.secureTemplateLimit); past that they are set per request. 34 clients
+    # with certificates of their own, two keep-alive requests each, then the first again.
+    server = private_server(**certs.options(ssl_ca_certs=certs.ca_file, ssl_verify="optional"))
+    clients = []
+    for i in range(34):
+        issued = certs.ca.issue_cert(f"client{i}@example.com", common_name=f"client{i}")
+        path = str(tmp_path / f"client{i}.pem")
+        issued.private_key_and_cert_chain_pem.write_to_path(path)
+        clients.append((f"CN=client{i},", issued.cert_chain_pems[0].bytes().decode(), path))
+    for dn, pem, path in clients + clients[:1]:
+        with tls_connection(server, certs.client_context(certificate=path)) as conn:
+            for _ in range(2):
+                conn.send(build_request("GET", "/environ"))
+                response = conn.read_response("GET")
+                assert response.status == 200
+                environ = {key: value[1] for key, value in response.json()["environ"].items()}
+                assert environ["SSL_CLIENT_S_DN"].startswith(dn)
+                assert environ["SSL_CLIENT_CERT"] == pem
+                assert environ["SSL_PROTOCOL"] == "TLSv1.3" and environ["HTTPS"] == "on"
+    environ, _ = environ_over(server, certs.client_context())
+    assert "SSL_CLIENT_S_DN" not in environ and environ["SSL_PROTOCOL"] == "TLSv1.3"
+
+
 # -- bodies -----------------------------------------------------------------------------------
 
 
@@ -294,6 +319,23 @@ def test_keep_alive_pipelining_and_100_continue(private_server, certs):
         conn.send(b"hello")
         response = conn.read_response("POST")
         assert response.status == 200 and response.body == b"hello"
+
+
+def test_close_without_close_notify_is_a_quiet_disconnect(private_server, certs):
+    # Python's ssl closes without close_notify (a ragged EOF). After the handshake the TLS
+    # layer's own handlers have left the pipeline (TLSSessionReporter), so it is
+    # ConnectionHandler that must take it for a disconnect: no "Socket error" line, also with
+    # a request half sent or a second response not read.
+    server = private_server(**certs.options())
+    for half in (b"", b"GET /hello HTTP/1.1\r\nHo", build_request("GET", "/hello")):
+        for _ in range(3):
+            with tls_connection(server, certs.client_context()) as conn:
+                conn.send(build_request("GET", "/hello"))
+                assert conn.read_response("GET").status == 200
+                if half:
+                    conn.send(half)
+    get_ok(server, certs)
+    assert "Socket error" not in server.log_text()
 
 
 # -- timeouts and strangers -------------------------------------------------------------------
