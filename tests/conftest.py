@@ -7,6 +7,7 @@ the functional tests also work when pytest's rootdir is below this directory.
 """
 
 import os
+import signal
 import sys
 
 import pytest
@@ -16,6 +17,13 @@ if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
 from functional.harness import ServerFactory  # noqa: E402
+
+# Servers under test start as from a terminal or a service manager: with SIGHUP at its default.
+# A test run started under nohup ignores SIGHUP, every server it starts would inherit that, and
+# a server leaves an ignored signal alone (docs/tls.md, docs/deployment.md), so the SIGHUP tests
+# would see nothing happen.
+if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")

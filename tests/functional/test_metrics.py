@@ -102,7 +102,13 @@ def test_counters_move_with_app_and_engine_answers(metered):
         assert conn.read_response().status == 431
     assert server.get("/hello").status == 200  # and it still serves
 
-    after = scrape_until(server.metrics_port, lambda s: s.value("waitress_requests_total") - before.value("waitress_requests_total") >= 9, "9 requests counted")
+    # A response is counted when it is written; its app time once its worker is done with the
+    # task, which may be just after the client has the response: wait for both.
+    after = scrape_until(
+        server.metrics_port,
+        lambda s: s.value("waitress_requests_total") - before.value("waitress_requests_total") >= 9
+        and s.value("waitress_app_duration_seconds_count") - before.value("waitress_app_duration_seconds_count") >= 7,
+        "9 requests and 7 app calls counted")
 
     def moved(name, **labels):
         return after.value(name, **labels) - before.value(name, **labels)
