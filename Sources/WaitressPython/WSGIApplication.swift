@@ -182,7 +182,10 @@ final class WSGIApplication {
     /// Keeps a finished response's header storage for a later one. Storage an
     /// access-log note still shares is copied on its next write, not changed.
     func recycle(_ headers: consuming ResponseHeaders) {
-        guard spareHeaders.count < 64 else { return }
+        // Storage that grew for an unusually large head is let go, not kept.
+        guard spareHeaders.count < 64, headers.storage.capacity <= 16_384, headers.entries.capacity <= 64 else {
+            return
+        }
         headers.removeAll()
         spareHeaders.append(headers)
     }
