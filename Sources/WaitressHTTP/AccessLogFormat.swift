@@ -382,7 +382,7 @@ public struct AccessLogFormat: Sendable {
         }
 
         func field(_ name: StaticString) -> UnsafeRawBufferPointer? {
-            field(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            field(staticBytes(name))
         }
 
         /// The last response header with this lower-case name.
@@ -393,7 +393,7 @@ public struct AccessLogFormat: Sendable {
         }
 
         func responseField(_ lowerName: StaticString) -> UnsafeRawBufferPointer? {
-            responseField(UnsafeRawBufferPointer(start: lowerName.utf8Start, count: lowerName.utf8CodeUnitCount))
+            responseField(staticBytes(lowerName))
         }
     }
 
@@ -448,7 +448,7 @@ public struct AccessLogFormat: Sendable {
         _ entries: UnsafeBufferPointer<(name: Range<Int>, value: Range<Int>)>, _ storage: UnsafeRawBufferPointer,
         _ wanted: StaticString
     ) -> Range<Int>? {
-        lastValue(entries, storage, UnsafeRawBufferPointer(start: wanted.utf8Start, count: wanted.utf8CodeUnitCount))
+        lastValue(entries, storage, staticBytes(wanted))
     }
 
     private func write(

@@ -46,7 +46,7 @@ func hexValue(_ b: UInt8) -> Int? {
     }
 }
 
-@inline(__always)
+@inline(__always) @usableFromInline
 func asciiLower(_ b: UInt8) -> UInt8 {
     (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z")) ? b | 0x20 : b
 }
@@ -56,9 +56,10 @@ func asciiUpper(_ b: UInt8) -> UInt8 {
     (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) ? b & ~0x20 : b
 }
 
-/// Case-insensitive comparison of an ASCII byte range with a lowercase literal.
-@inline(__always)
-func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
+/// Case-insensitive comparison of an ASCII byte range with a lowercase literal
+/// (inlinable: start_response's field checks call it for every app header).
+@inlinable @inline(__always)
+public func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
     guard bytes.count == lower.utf8CodeUnitCount else { return false }
     let literal = lower.utf8Start
     for i in 0..<bytes.count where asciiLower(bytes[i]) != literal[i] {

@@ -32,7 +32,7 @@ public struct HTTPDateCache {
         gmtime_r(&seconds, &parts)
         var out: [UInt8] = []
         out.reserveCapacity(29)
-        func append(_ s: StaticString) { out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)) }
+        func append(_ s: StaticString) { out.append(contentsOf: staticBytes(s)) }
         func two(_ v: Int32) {
             out.append(UInt8(ascii: "0") + UInt8(v / 10))
             out.append(UInt8(ascii: "0") + UInt8(v % 10))

@@ -62,7 +62,7 @@ public struct LogBytes: ~Copyable {
 
     @inline(__always)
     public mutating func append(_ text: StaticString) {
-        append(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        append(staticBytes(text))
     }
 
     @inline(__always)

@@ -5,8 +5,6 @@ import WaitressServer
 /// made with PyType_FromSpec. Names, slot and method tables live for the life
 /// of the process, as CPython requires.
 enum NativeType {
-    typealias CallFunction = @convention(c) (PyPtr?, PyPtr?, PyPtr?) -> PyPtr?
-
     static let dealloc: @convention(c) (PyPtr?) -> Void = { object in
         guard let object = object else { return }
         let slot = wp_context_slot(object)!

@@ -9,14 +9,14 @@ private enum FieldCheck {
     /// (PEP 3333; Waitress's list), found by length first.
     init(name: UnsafeRawBufferPointer) {
         switch name.count {
-        case 14: self = equalsLowercase(name, "content-length") ? .contentLength : .other
-        case 10: self = equalsLowercase(name, "connection") || equalsLowercase(name, "keep-alive") ? .forbidden : .other
-        case 18: self = equalsLowercase(name, "proxy-authenticate") ? .forbidden : .other
-        case 19: self = equalsLowercase(name, "proxy-authorization") ? .forbidden : .other
-        case 2: self = equalsLowercase(name, "te") ? .forbidden : .other
-        case 8: self = equalsLowercase(name, "trailers") ? .forbidden : .other
-        case 17: self = equalsLowercase(name, "transfer-encoding") ? .forbidden : .other
-        case 7: self = equalsLowercase(name, "upgrade") ? .forbidden : .other
+        case 14: self = equalsLowercased(name, "content-length") ? .contentLength : .other
+        case 10: self = equalsLowercased(name, "connection") || equalsLowercased(name, "keep-alive") ? .forbidden : .other
+        case 18: self = equalsLowercased(name, "proxy-authenticate") ? .forbidden : .other
+        case 19: self = equalsLowercased(name, "proxy-authorization") ? .forbidden : .other
+        case 2: self = equalsLowercased(name, "te") ? .forbidden : .other
+        case 8: self = equalsLowercased(name, "trailers") ? .forbidden : .other
+        case 17: self = equalsLowercased(name, "transfer-encoding") ? .forbidden : .other
+        case 7: self = equalsLowercased(name, "upgrade") ? .forbidden : .other
         default: self = .other
         }
     }
@@ -27,14 +27,6 @@ private enum FieldCheck {
 private func hasLineBreak(_ bytes: UnsafeRawBufferPointer) -> Bool {
     for b in bytes where b == 10 || b == 13 { return true }
     return false
-}
-
-/// Case-insensitive comparison with a lowercase literal of the same length.
-@inline(__always)
-private func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
-    let literal = lower.utf8Start
-    for i in 0..<bytes.count where asciiLowerByte(bytes[i]) != literal[i] { return false }
-    return true
 }
 
 extension WSGITask {

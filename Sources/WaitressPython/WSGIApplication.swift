@@ -216,17 +216,9 @@ final class WSGIApplication {
         let descriptor = request.listener.descriptor
         let connection = request.connection
         var security = connection.securityVariables
-        let template: PyPtr
-        if security.isEmpty {
-            guard let plain = templates.first(where: { $0.descriptor == descriptor }) else { return nil }
-            template = plain.environ
-        } else if let secure = secureTemplate(descriptor, security) {
-            template = secure
-            security = []
-        } else {
-            guard let plain = templates.first(where: { $0.descriptor == descriptor }) else { return nil }
-            template = plain.environ
-        }
+        let secure = security.isEmpty ? nil : secureTemplate(descriptor, security)
+        if secure != nil { security = [] }
+        guard let template = secure ?? templates.first(where: { $0.descriptor == descriptor })?.environ else { return nil }
         guard let environ = PyDict_Copy(template) else { return nil }
         func set(_ key: PyPtr, _ value: PyPtr?) -> Bool {
             guard let value = value else { return false }
