@@ -100,6 +100,7 @@ let package = Package(
             dependencies: [
                 "CPython", "WaitressHTTP", "WaitressServer", "WaitressTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Atomics", package: "swift-atomics"),
             ],

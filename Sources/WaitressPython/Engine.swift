@@ -140,7 +140,7 @@ public final class Engine {
         // 18 us with these). Fixed thresholds keep such buffers in the heap.
         // MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or GLIBC_TUNABLES in
         // the environment take precedence.
-        _ = wp_tune_malloc(4 << 20, 8 << 20)
+        _ = wp_tune_malloc(4 << 20, 32 << 20)
         var threadState = PyEval_SaveThread()
         if threads != nil { dispatcher.start() }
         var startError: Error? = nil
@@ -167,6 +167,8 @@ public final class Engine {
                 if stop { break }
                 PyEval_RestoreThread(threadState)
                 pythonTick.store(monotonicSeconds().bitPattern, ordering: .relaxed)
+                // Sent output of a server with no task running to take it.
+                BorrowedBytes.drain()
                 app.emit(server.logs.drain())
                 reportQueueDepth(dispatcher, app, force: false)
                 // A signal handler may have raised inside those logging calls.
@@ -211,6 +213,7 @@ public final class Engine {
         }
         // Release the Python objects these hold only now, with the GIL.
         withExtendedLifetime((server, dispatcher, worker, app)) {}
+        BorrowedBytes.drain()
         gate.withLock { stopRequested = false }
         if let error = startError {
             return raise(PyExc_OSError, "could not start serving: \(error)")
@@ -236,6 +239,8 @@ final class TaskRunner {
     }
 
     func run(_ request: Request) {
+        // Output that earlier responses borrowed and the event loop has sent.
+        defer { if BorrowedBytes.hasReleased { BorrowedBytes.drain() } }
         served.wrappingIncrement(ordering: .relaxed)
         guard let metrics = metrics else {
             WSGITask(app: app, request: request).run()

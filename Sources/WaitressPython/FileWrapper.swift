@@ -68,7 +68,7 @@ extension WSGITask {
             remaining = remaining.map { $0 - size }
             // A file's blocks are all there to read: hand them over in pieces
             // (coalesceLimit), not one hop to the event loop per block.
-            guard write(chunk, flush: (pending?.readableBytes ?? 0) >= Self.coalesceLimit) else { return false }
+            guard write(chunk, flush: pendingBytes >= Self.coalesceLimit) else { return false }
             if disconnected { return true }
         }
         return true

@@ -40,7 +40,11 @@ extension WSGITask {
         case .contentLength(let length):
             let room = max(0, length - bodyWritten)
             let n = min(room, size)
-            appendPending(UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
+            if n >= BorrowedBytes.threshold {
+                appendBorrowed(data, count: n)
+            } else {
+                appendPending(UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
+            }
             bodyWritten += n
             if n < size && !loggedExcess {
                 loggedExcess = true
@@ -52,12 +56,20 @@ extension WSGITask {
                 var prefix: [UInt8] = []
                 ChunkFraming.writePrefix(size, into: &prefix)
                 prefix.withUnsafeBytes { appendPending($0) }
-                appendPending(bytes)
+                if size >= BorrowedBytes.threshold {
+                    appendBorrowed(data, count: size)
+                } else {
+                    appendPending(bytes)
+                }
                 ChunkFraming.suffix.withUnsafeBytes { appendPending($0) }
                 bodyWritten += size
             }
         case .untilClose:
-            appendPending(bytes)
+            if size >= BorrowedBytes.threshold {
+                appendBorrowed(data, count: size)
+            } else {
+                appendPending(bytes)
+            }
             bodyWritten += size
         }
         if flush { return flushPending() }
@@ -75,15 +87,36 @@ extension WSGITask {
         pending!.writeBytes(bytes)
     }
 
+    /// Queues `count` bytes of the bytes object `data` without copying them
+    /// (BorrowedBytes.swift), after what is pending.
+    func appendBorrowed(_ data: PyPtr, count: Int) {
+        if let before = pending {
+            pending = nil
+            sealed.append(before)
+            sealedBytes += before.readableBytes
+        }
+        sealed.append(BorrowedBytes.buffer(data, count: count))
+        sealedBytes += count
+    }
+
+    /// Drops whatever output is not yet handed to the connection.
+    func discardPending() {
+        pending = nil
+        if !sealed.isEmpty {
+            sealed.removeAll()
+            sealedBytes = 0
+        }
+    }
+
     /// Hands pending bytes to the connection: in memory up to
     /// `outbuf_overflow` pending, past that through a spill file (sent with
     /// sendfile); then waits (GIL released) while more than
     /// `outbuf_high_watermark` is pending and the client is too far behind.
     func flushPending() -> Bool {
-        guard let buffer = pending else { return true }
-        pending = nil
+        guard pending != nil || !sealed.isEmpty else { return true }
         let connection = request.connection
         if !connection.isOpen {
+            discardPending()
             disconnected = true
             return true
         }
@@ -92,11 +125,14 @@ extension WSGITask {
             // (it closes once its last region is written).
             spill = nil
         }
-        if !spillFailed && (spill != nil || connection.pendingMemory + buffer.readableBytes > connection.overflow) {
-            spillOut(buffer)
-        } else {
-            // Output that cannot spill waits on the watermark in memory.
-            connection.send(.data(buffer))
+        if !sealed.isEmpty {
+            for part in sealed { handOver(part) }
+            sealed.removeAll()
+            sealedBytes = 0
+        }
+        if let buffer = pending {
+            pending = nil
+            handOver(buffer)
         }
         // Never waits on the event loop itself (dispatch=inline): the loop is
         // what drains the output. There the spill file past outbuf_overflow
@@ -108,6 +144,18 @@ extension WSGITask {
             if !open { disconnected = true }
         }
         return true
+    }
+
+    /// Sends one piece of output: in memory, or through the spill file once
+    /// the memory pending would pass `outbuf_overflow`.
+    private func handOver(_ buffer: ByteBuffer) {
+        let connection = request.connection
+        if !spillFailed && (spill != nil || connection.pendingMemory + buffer.readableBytes > connection.overflow) {
+            spillOut(buffer)
+        } else {
+            // Output that cannot spill waits on the watermark in memory.
+            connection.send(.data(buffer))
+        }
     }
 
     /// Appends output to this response's spill file (an unlinked temporary

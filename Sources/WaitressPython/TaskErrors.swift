@@ -17,7 +17,7 @@ extension WSGITask {
         app.logException("Exception while serving \(path)", exception)
         defer { if let exception = exception { wp_decref(exception) } }
         if wroteHeader || disconnected {
-            pending = nil
+            discardPending()
             sendEnd(close: true)
             return
         }
@@ -48,7 +48,7 @@ extension WSGITask {
         headers.append(name: "Content-Type", value: "text/plain; charset=utf-8")
         contentLength = body.count
         complete = true
-        pending = nil
+        discardPending()
         writeHead(forceClose: forceClose)
         if case .contentLength = framing {
             body.withUnsafeBytes { appendPending($0) }

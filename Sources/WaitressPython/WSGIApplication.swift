@@ -373,9 +373,17 @@ final class WSGIApplication {
             defer { wp_decref(data) }
             return wp_call1(bytesIO, data)
         case .file(let descriptor, _):
-            guard let fd = PyLong_FromLong(Int(descriptor)), let mode = pyString("rb") else { return nil }
-            defer { wp_decref(fd); wp_decref(mode) }
-            return wp_call2(openFile, fd, mode)
+            // open(fd, "rb", closefd=False): the descriptor stays the
+            // request's (SpillFiles in OverflowableBuffer.swift), and the task
+            // closes this file object when it ends, as Waitress closes the body.
+            guard let args = PyTuple_New(2), let keywords = PyDict_New() else { return nil }
+            defer { wp_decref(args); wp_decref(keywords) }
+            guard let fd = PyLong_FromLong(Int(descriptor)) else { return nil }
+            PyTuple_SetItem(args, 0, fd)
+            guard let mode = pyString("rb") else { return nil }
+            PyTuple_SetItem(args, 1, mode)
+            guard PyDict_SetItemString(keywords, "closefd", wp_false()) == 0 else { return nil }
+            return PyObject_Call(openFile, args, keywords)
         }
     }
 

@@ -30,6 +30,13 @@ final class WSGITask {
     var loggedNoBody = false
     /// Bytes not yet handed to the connection (head and body coalesced).
     var pending: ByteBuffer?
+    /// Output not yet handed to the connection that comes before `pending`:
+    /// borrowed body items (BorrowedBytes.swift), and what was pending
+    /// before each. Usually empty.
+    var sealed: [ByteBuffer] = []
+    var sealedBytes = 0
+    /// All output not yet handed to the connection.
+    var pendingBytes: Int { sealedBytes + (pending?.readableBytes ?? 0) }
     /// Whether the connection went away while streaming.
     var disconnected = false
     /// Set once the response's end went to the connection: nothing more may
@@ -73,6 +80,15 @@ final class WSGITask {
             return
         }
         defer { wp_decref(environ) }
+        // wsgi.input is closed when the task ends, as Waitress closes the
+        // body's buffer: a spilled body's descriptor then goes back for reuse
+        // (SpillFiles), out of reach of an app that kept the object.
+        var bodyFile: PyPtr? = nil
+        if request.bodyLength > 0 || request.head.isChunked, let input = PyDict_GetItem(environ, app.keys.wsgiInput) {
+            wp_incref(input)
+            bodyFile = input
+        }
+        defer { if let file = bodyFile { closeBodyFile(file) } }
         if let detail = rejected {
             respondMalformedProxyHeader(detail)
             return
@@ -145,7 +161,7 @@ final class WSGITask {
                     guard wp_is_bytes(chunk) != 0 else { return bodyTypeError(chunk) }
                     contentLength = wp_bytes_size(chunk)
                 }
-                guard write(chunk, flush: (pending?.readableBytes ?? 0) >= Self.coalesceLimit) else { return false }
+                guard write(chunk, flush: pendingBytes >= Self.coalesceLimit) else { return false }
                 if disconnected { break }
             }
             return true
@@ -172,6 +188,11 @@ final class WSGITask {
     }
 
     // MARK: ending
+
+    private func closeBodyFile(_ file: PyPtr) {
+        if let closed = callMethod(file, "close") { wp_decref(closed) } else { PyErr_Clear() }
+        wp_decref(file)
+    }
 
     /// Ends a response that went well (Waitress's Task.finish).
     private func finish() -> Bool {
@@ -203,8 +224,13 @@ final class WSGITask {
                 status: status, headers: headers, bodyBytes: framing == .none ? 0 : bodyWritten,
                 client: proxiedClient)
         }
-        let buffer = pending
+        var last = pending
         pending = nil
-        request.connection.send(.end(buffer, close: close))
+        if !sealed.isEmpty {
+            if last == nil { last = sealed.removeLast() }
+            for part in sealed { request.connection.send(.tail(part)) }
+            discardPending()
+        }
+        request.connection.send(.end(last, close: close))
     }
 }

@@ -304,6 +304,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                 machine.responseDropped()
                 if let context = context { accessLogEndPromise(context)?.succeed(()) }
             case .data(let buffer): responseChannel?.drained(memory: buffer.readableBytes, total: buffer.readableBytes)
+            case .tail: break
             case .file(_, _, let length, let spilled): if spilled { responseChannel?.drained(memory: 0, total: length) }
             }
             return
@@ -316,6 +317,9 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             let channel = responseChannel!
             promise.futureResult.whenComplete { _ in channel.drained(memory: count, total: count) }
             context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+            machine.wrote()
+        case .tail(let buffer):
+            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
             machine.wrote()
         case .file(let file, let offset, let length, let spilled):
             if listener.isSecure {

@@ -236,7 +236,8 @@ struct ConnectionStateMachine {
                         ? .chunked(ChunkedReceiver(maxBodySize: limits.maxBodySize, maxHeaderSize: limits.maxHeaderSize))
                         : .fixed(FixedLengthReceiver(length: head.contentLength))
                     state = .readingBody
-                    body = Body(head: head, receiver: receiver, buffer: OverflowableBuffer(overflow: limits.inbufOverflow))
+                    body = Body(head: head, receiver: receiver, buffer: OverflowableBuffer(
+                            overflow: limits.inbufOverflow, expected: head.isChunked ? 0 : head.contentLength))
                     if head.expectContinue {
                         // Sent even when body bytes came with the head, as
                         // Waitress does: a client that sent early still reads a 100 first.

@@ -5,7 +5,8 @@ import WaitressHTTP
 public final class Request: @unchecked Sendable {
     public let head: RequestHead
     /// The de-chunked body: bytes in memory, or an unlinked temporary file
-    /// owned by this request.
+    /// owned by this request (given back to `SpillFiles` when the request
+    /// goes, so whatever reads it must be done by then).
     public let body: OverflowableBuffer.Contents
     public let bodyLength: Int
     public let connection: ResponseChannel
@@ -22,6 +23,10 @@ public final class Request: @unchecked Sendable {
         self.bodyLength = bodyLength
         self.connection = connection
         self.listener = listener
+    }
+
+    deinit {
+        if case .file(let descriptor, let length) = body { SpillFiles.give(descriptor, size: length) }
     }
 }
 

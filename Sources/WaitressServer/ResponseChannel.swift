@@ -50,6 +50,10 @@ public final class ResponseChannel: @unchecked Sendable {
         /// secure connection); `spilled` when it is
         /// response output that was written to a spill file.
         case file(SharedFile, offset: Int, length: Int, spilled: Bool)
+        /// Bytes the response's end follows at once (sent in the same batch):
+        /// written like the end's own bytes, outside the pending counts, which
+        /// only bound what a worker may still wait on.
+        case tail(ByteBuffer)
         /// The end of the response, optionally with its last bytes; `close`
         /// asks for the connection to be closed once everything is flushed.
         case end(ByteBuffer?, close: Bool)
@@ -57,7 +61,7 @@ public final class ResponseChannel: @unchecked Sendable {
         /// Bytes this part puts on the wire.
         var byteCount: Int {
             switch self {
-            case .data(let buffer): return buffer.readableBytes
+            case .data(let buffer), .tail(let buffer): return buffer.readableBytes
             case .file(_, _, let length, _): return length
             case .end(let buffer, _): return buffer?.readableBytes ?? 0
             }
@@ -144,7 +148,7 @@ public final class ResponseChannel: @unchecked Sendable {
             pendingTotalCount.wrappingIncrement(by: buffer.readableBytes, ordering: .relaxed)
         case .file(_, _, let length, let spilled):
             if spilled { pendingTotalCount.wrappingIncrement(by: length, ordering: .relaxed) }
-        case .end:
+        case .tail, .end:
             break
         }
     }

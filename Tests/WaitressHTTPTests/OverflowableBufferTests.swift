@@ -93,4 +93,49 @@ final class OverflowableBufferTests: XCTestCase {
         guard case .memory(let bytes) = buffer.take() else { return XCTFail("a fresh body should start in memory") }
         XCTAssertEqual(bytes, latin1("xy"))
     }
+
+    func testAGivenBackSpillFileServesTheNextBodyAtItsOwnLength() throws {
+        let first = OverflowableBuffer(overflow: 2)
+        try append(first, "a longer first body")
+        guard case .file(let descriptor, let length) = first.take() else { return XCTFail("did not spill") }
+        SpillFiles.give(descriptor, size: length)
+        let second = OverflowableBuffer(overflow: 2)
+        try append(second, "short")
+        guard case .file(let again, _) = second.take() else { return XCTFail("did not spill") }
+        XCTAssertEqual(again, descriptor, "the kept file was not reused")
+        // Read back to its end: the first body's tail is gone.
+        SpillFiles.give(again, size: 5)
+        let third = OverflowableBuffer(overflow: 2)
+        try append(third, "xyz")
+        XCTAssertEqual(contents(of: third), latin1("xyz"))
+    }
+
+    func testABodyKnownToPassTheOverflowGoesStraightToItsFile() throws {
+        let buffer = OverflowableBuffer(overflow: 100, expected: 101)
+        try append(buffer, "tiny")
+        guard case .file(let descriptor, let length) = buffer.take() else { return XCTFail("kept in memory") }
+        defer { close(descriptor) }
+        XCTAssertEqual(length, 4)
+    }
+
+    func testSpillFilesKeepsABoundedNumberOfSmallFiles() throws {
+        func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
+        var given: [Int32] = []
+        while SpillFiles.keptCount < SpillFiles.capacity {
+            let fd = try OverflowableBuffer.makeTemporaryFile()
+            SpillFiles.give(fd, size: 1)
+            given.append(fd)
+        }
+        let oneTooMany = try OverflowableBuffer.makeTemporaryFile()
+        SpillFiles.give(oneTooMany, size: 1)
+        XCTAssertFalse(isOpen(oneTooMany), "a file past the capacity was kept")
+        XCTAssertEqual(SpillFiles.keptCount, SpillFiles.capacity)
+        // Emptied again; a file larger than largestKept is closed even with room to keep it.
+        while SpillFiles.keptCount > 0 { close(try SpillFiles.take().descriptor) }
+        let large = try OverflowableBuffer.makeTemporaryFile()
+        SpillFiles.give(large, size: SpillFiles.largestKept + 1)
+        XCTAssertFalse(isOpen(large), "a file above largestKept was kept")
+        XCTAssertEqual(SpillFiles.keptCount, 0)
+        XCTAssertTrue(given.allSatisfy { !isOpen($0) })
+    }
 }

@@ -477,6 +477,56 @@ def endless(environ, start_response):
     return ClosingIterable(key, 10**9, size=65536)
 
 
+# -- large body items and kept wsgi.input ---------------------------------------------------
+
+# One object sent by every /shared-big response: large items reach the socket without a copy
+# while the server holds a reference, given back once they are written.
+SHARED_BIG = bytes(range(256)) * 1000 + b"end"
+KEPT_INPUTS = []
+
+
+def shared_big(environ, start_response):
+    """SHARED_BIG as one item (``?framing=length``, ``short`` (a Content-Length 1000 short of
+    it), ``chunked`` (two items, no length) or ``generator``); ``?refs=1`` reports the
+    object's reference count instead."""
+    q = _query(environ)
+    if q.get("refs"):
+        return _json(start_response, {"refs": sys.getrefcount(SHARED_BIG)})
+    framing = q.get("framing", "length")
+    if framing == "length":
+        start_response("200 OK", [("Content-Length", str(len(SHARED_BIG)))])
+        return [SHARED_BIG]
+    if framing == "short":
+        start_response("200 OK", [("Content-Length", str(len(SHARED_BIG) - 1000))])
+        return [SHARED_BIG]
+    start_response("200 OK", list(TEXT))
+    if framing == "chunked":
+        return [SHARED_BIG, SHARED_BIG]
+    return iter([b"head:", SHARED_BIG, b":tail"])
+
+
+def keep_input(environ, start_response):
+    """Keeps wsgi.input past the request (as an app holding the environ would) and answers
+    with the first 10 bytes of the body."""
+    stream = environ["wsgi.input"]
+    KEPT_INPUTS.append(stream)
+    body = stream.read(10)
+    start_response("200 OK", TEXT + [("Content-Length", str(len(body)))])
+    return [body]
+
+
+def kept_input(environ, start_response):
+    """What the last kept wsgi.input gives now, from another request: whether it is closed,
+    and what reading it yields (or the exception's name)."""
+    stream = KEPT_INPUTS[-1]
+    try:
+        stream.seek(0)
+        read = stream.read().decode("latin-1")
+    except Exception as e:
+        read = type(e).__name__
+    return _json(start_response, {"closed": stream.closed, "read": read})
+
+
 def not_found(environ, start_response):
     start_response("404 Not Found", TEXT + [("Content-Length", "9")])
     return [b"not found"]
@@ -511,6 +561,9 @@ ROUTES = {
     "bad-start-response": bad_start_response,
     "exc-info": exc_info,
     "endless": endless,
+    "shared-big": shared_big,
+    "keep-input": keep_input,
+    "kept-input": kept_input,
 }
 
 

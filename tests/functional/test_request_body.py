@@ -194,6 +194,32 @@ def test_large_body_with_default_settings(server):
     assert resp.json()["sha256"] == hashlib.sha256(body).hexdigest()
 
 
+def test_spilled_bodies_of_changing_sizes_read_back_exactly(small_inbuf_server):
+    # Spill files are kept and reused between bodies: each body reads back (to EOF) as
+    # itself, whether the body before it in that file was longer or shorter.
+    for size in [300_000, 5_000, 1_500, 300_000, 2_048, 70_000, 1_025]:
+        body = os.urandom(size)
+        for headers, wire in [([], body), ([("Transfer-Encoding", "chunked")], chunked(body, [4096] * (size // 4096 + 1)))]:
+            resp = small_inbuf_server.request("POST", "/digest", headers, wire)
+            assert resp.status == 200
+            assert resp.json()["length"] == size
+            assert resp.json()["sha256"] == hashlib.sha256(body).hexdigest()
+    assert_serves(small_inbuf_server)
+
+
+@pytest.mark.parametrize("size", [100, 5000], ids=["memory", "spilled"])
+def test_wsgi_input_is_closed_when_its_request_ends(small_inbuf_server, size):
+    # As Waitress closes the body's buffer after each request: an app that keeps wsgi.input
+    # finds it closed, and cannot reach a later request's body through it (a spilled body's
+    # file is reused for later bodies).
+    body = (b"0123456789" * 600)[:size]
+    assert small_inbuf_server.request("POST", "/keep-input", body=body).body == body[:10]
+    later = os.urandom(size)
+    resp = small_inbuf_server.request("POST", "/digest", body=later)
+    assert resp.json()["sha256"] == hashlib.sha256(later).hexdigest()
+    assert small_inbuf_server.get("/kept-input").json() == {"closed": True, "read": "ValueError"}
+
+
 # -- wsgi.input -------------------------------------------------------------------------------
 
 INPUT_BODY = b"line one\nline two is longer\n\nshort\nlast line without newline"

@@ -5,6 +5,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 
 // A Python object that carries one opaque pointer to a retained Swift object.
 typedef struct {
@@ -49,6 +50,10 @@ static inline int wp_type_check(PyObject *o, PyObject *type) { return PyObject_T
 
 static inline Py_ssize_t wp_bytes_size(PyObject *o) { return PyBytes_GET_SIZE(o); }
 static inline char *wp_bytes_data(PyObject *o) { return PyBytes_AS_STRING(o); }
+// The bytes object whose data wp_bytes_data returned (BorrowedBytes.swift).
+static inline PyObject *wp_bytes_owner(void *data) {
+    return (PyObject *)((char *)data - offsetof(PyBytesObject, ob_sval));
+}
 static inline Py_ssize_t wp_list_size(PyObject *o) { return PyList_GET_SIZE(o); }
 static inline PyObject *wp_list_item(PyObject *o, Py_ssize_t i) { return PyList_GET_ITEM(o, i); }
 static inline Py_ssize_t wp_tuple_size(PyObject *o) { return PyTuple_GET_SIZE(o); }
