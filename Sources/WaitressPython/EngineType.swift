@@ -256,6 +256,7 @@ public enum EngineType {
         c.maxRequestHeaderSize = int("max_request_header_size", c.maxRequestHeaderSize)
         c.maxRequestBodySize = int("max_request_body_size", c.maxRequestBodySize)
         c.logSocketErrors = bool("log_socket_errors", c.logSocketErrors)
+        c.batchScheduledLoop = string("loop_scheduling", "batch") == "batch"
         let ident = string("ident", "waitress")
         c.ident = (ident?.isEmpty ?? true) ? nil : ident
         // No worker threads: the app runs on the event loop (dispatch=inline).

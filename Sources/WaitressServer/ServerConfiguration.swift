@@ -17,6 +17,9 @@ public struct ServerConfiguration: Sendable {
     public var maxRequestBodySize = 1_073_741_824
     public var ident: String? = "waitress"
     public var logSocketErrors = true
+    /// The event loop thread runs under SCHED_BATCH (`loop_scheduling`,
+    /// docs/deployment.md): its wake-ups do not preempt a running worker.
+    public var batchScheduledLoop = true
     /// nil: no access log (the default, as Waitress).
     public var accessLog: AccessLogConfiguration? = nil
     /// nil: plain HTTP on every listener (the default, as Waitress). Set, it

@@ -192,6 +192,13 @@ class Adjustments:
     dispatch: str = "threads"
     DISPATCH_MODES = ("threads", "inline")
 
+    # How the kernel schedules the event loop thread (docs/deployment.md,
+    # "The event loop's scheduling"): "batch" (SCHED_BATCH on Linux: its
+    # wake-ups do not preempt a running worker) or "normal".
+    _params += (("loop_scheduling", str),)
+    loop_scheduling: str = "batch"
+    LOOP_SCHEDULING = ("batch", "normal")
+
     # Prometheus metrics served by the engine (docs/metrics.md); off unless set.
     _params += (("metrics_listen", str_iftruthy),)
     #: "host:port" of a separate listener answering GET /metrics.
@@ -319,6 +326,7 @@ class Adjustments:
         self.check_sockets(self.sockets)
         self._check_worker_options()
         self._check_dispatch()
+        self._check_loop_scheduling()
         self._check_access_log_format()
         self.metrics_sockinfo = self._resolve_metrics_listen()
         self._check_tls_options()
@@ -367,6 +375,12 @@ class Adjustments:
         if mode not in self.DISPATCH_MODES:
             raise ValueError(f"dispatch must be threads or inline, not {self.dispatch!r}")
         self.dispatch = mode
+
+    def _check_loop_scheduling(self) -> None:
+        policy = self.loop_scheduling.strip().lower()
+        if policy not in self.LOOP_SCHEDULING:
+            raise ValueError(f"loop_scheduling must be batch or normal, not {self.loop_scheduling!r}")
+        self.loop_scheduling = policy
 
     def _check_worker_options(self) -> None:
         for name, least in (

@@ -111,6 +111,12 @@ Tuning options:
         blocks, but every connection waits while the app runs, and
         --threads is not used.
 
+    --loop-scheduling=batch|normal
+        How Linux schedules the event loop thread: 'batch' (the default,
+        SCHED_BATCH) lets a worker that ends a response go on until it
+        waits, instead of being preempted by the loop at once; 'normal'
+        is the kernel's default policy.
+
     --backlog=INT
         Length of the queue of connections not yet accepted, passed to
         listen(). Default is 1024.

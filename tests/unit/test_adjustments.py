@@ -71,6 +71,8 @@ DEFAULTS.update(workers=1, preload=False, max_requests=0, max_requests_jitter=0,
 DEFAULTS.update(access_log=None, access_log_format="combined", metrics_listen=None)
 # Where the app runs (docs/deployment.md; not in Waitress): Waitress's thread pool.
 DEFAULTS.update(dispatch="threads")
+# How the event loop thread is scheduled (docs/deployment.md; not in Waitress).
+DEFAULTS.update(loop_scheduling="batch")
 # HTTPS (docs/tls.md; not in Waitress): off.
 DEFAULTS.update(ssl_certfile=None, ssl_keyfile=None, ssl_keyfile_password=None, ssl_ca_certs=None,
                 ssl_verify="none", ssl_min_version="TLSv1.2", ssl_ciphers=None)
@@ -374,6 +376,22 @@ class TestDispatchOption:
     def test_unknown_mode_is_refused(self, bad):
         with pytest.raises(ValueError, match="dispatch must be threads or inline, not %r" % bad):
             make(dispatch=bad)
+
+
+class TestLoopSchedulingOption:
+    def test_batch_by_default(self):
+        assert make().loop_scheduling == "batch"
+
+    def test_cli_flag(self):
+        kw, args = Adjustments.parse_args(["--loop-scheduling=Normal", "app:app"])
+        assert kw["loop_scheduling"] == "Normal" and args == ["app:app"]
+        del kw["help"], kw["call"]
+        assert make(**kw).loop_scheduling == "normal"
+
+    @pytest.mark.parametrize("bad", ["", "idle", "fifo", "1"])
+    def test_unknown_policy_is_refused(self, bad):
+        with pytest.raises(ValueError, match="loop_scheduling must be batch or normal, not %r" % bad):
+            make(loop_scheduling=bad)
 
 
 class TestAccessLogOptions:

@@ -1,0 +1,37 @@
+"""``loop_scheduling``: the event loop thread runs under SCHED_BATCH unless told otherwise, and
+only that thread (docs/deployment.md, "The event loop's scheduling")."""
+
+import os
+import sys
+
+import pytest
+
+from functional.harness import assert_serves
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux scheduling policies")
+
+
+def _policies(pid):
+    """Thread name -> the set of scheduling policies of the threads with that name."""
+    policies = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            name = f.read().strip()
+        policies.setdefault(name, set()).add(os.sched_getscheduler(int(tid)))
+    return policies
+
+
+@pytest.mark.parametrize(
+    "options, expected",
+    [({}, os.SCHED_BATCH), ({"loop_scheduling": "normal"}, os.SCHED_OTHER)],
+    ids=["default", "normal"],
+)
+def test_event_loop_thread_policy(private_server, options, expected):
+    server = private_server(**options)
+    assert_serves(server)
+    policies = _policies(server.proc.pid)
+    loops = [name for name in policies if name.startswith("NIO-ELT")]
+    assert loops, policies
+    assert all(policies[name] == {expected} for name in loops), policies
+    # The app's threads (workers, the main thread) keep the process's policy.
+    assert all(p == {os.SCHED_OTHER} for name, p in policies.items() if not name.startswith("NIO-ELT")), policies
