@@ -27,20 +27,21 @@ public final class OverflowableBuffer {
     /// `expected`: the body's length when the head gave it (Content-Length),
     /// else 0. A body known to pass `overflow` goes to its file from the
     /// first byte, instead of through memory first; one known to fit gets
-    /// its memory at once, instead of growing by doubling.
+    /// its memory at once (up to 64 KiB), instead of growing by doubling.
     public init(overflow: Int, expected: Int = 0) {
         self.overflow = overflow
         if expected > overflow {
             spillFromStart = true
         } else if expected > 0 {
-            memory.reserveCapacity(expected)
+            // Capped: a head alone should not make the server reserve much.
+            memory.reserveCapacity(min(expected, 65_536))
         }
     }
 
     private var spillFromStart = false
 
     deinit {
-        if descriptor >= 0 { SpillFiles.give(descriptor, size: max(count, fileSize)) }
+        if descriptor >= 0 { SpillFiles.give(descriptor) }
     }
 
     public enum SpillError: Error { case io(Int32) }
@@ -71,11 +72,35 @@ public final class OverflowableBuffer {
         }
         if descriptor >= 0 {
             // A reused file ends where this body ends, as a new one would.
-            if fileSize > count { _ = ftruncate(descriptor, off_t(count)) }
+            // Should that fail, a fresh file gets the body (or the body is
+            // lost with an error on read: never another body's bytes).
+            if fileSize > count && ftruncate(descriptor, off_t(count)) != 0 {
+                lseek(descriptor, 0, SEEK_SET)
+                let copy = try? Self.copyToFreshFile(descriptor, count)
+                close(descriptor)
+                return .file(descriptor: copy ?? -1, length: count)
+            }
             lseek(descriptor, 0, SEEK_SET)
             return .file(descriptor: descriptor, length: count)
         }
         return .memory(memory)
+    }
+
+    private static func copyToFreshFile(_ source: Int32, _ count: Int) throws -> Int32 {
+        let fresh = try makeTemporaryFile()
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        var left = count
+        while left > 0 {
+            let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress!, min(left, $0.count)) }
+            if n <= 0 {
+                close(fresh)
+                throw SpillError.io(n < 0 ? errno : EIO)
+            }
+            try buffer.withUnsafeBytes { try writeAll(fresh, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            left -= n
+        }
+        lseek(fresh, 0, SEEK_SET)
+        return fresh
     }
 
     /// Where temporary files go: $TMPDIR, else /tmp.
@@ -88,8 +113,12 @@ public final class OverflowableBuffer {
     public static func makeTemporaryFile() throws -> Int32 {
         let directory = temporaryDirectory
         var template = Array("\(directory)/waitress-body-XXXXXX".utf8CString)
+        // Close-on-exec: kept files live as long as the process, and a child
+        // it starts must not inherit them.
+        // (mkostemp and O_CLOEXEC need _GNU_SOURCE, which this target does not set.)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw SpillError.io(errno) }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         return fd
     }
@@ -134,8 +163,15 @@ public enum SpillFiles {
         return (try OverflowableBuffer.makeTemporaryFile(), 0)
     }
 
-    /// Gives back a body's file, which holds `size` bytes.
-    public static func give(_ descriptor: Int32, size: Int) {
+    /// Gives back a body's file (its size is read from the file itself: a
+    /// write that failed half-way may have left more than was counted).
+    public static func give(_ descriptor: Int32) {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else {
+            close(descriptor)
+            return
+        }
+        let size = Int(info.st_size)
         let keep =
             size <= largestKept
             && lock.locked { () -> Bool in

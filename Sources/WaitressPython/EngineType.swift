@@ -256,11 +256,12 @@ public enum EngineType {
         c.maxRequestHeaderSize = int("max_request_header_size", c.maxRequestHeaderSize)
         c.maxRequestBodySize = int("max_request_body_size", c.maxRequestBodySize)
         c.logSocketErrors = bool("log_socket_errors", c.logSocketErrors)
-        c.batchScheduledLoop = string("loop_scheduling", "batch") == "batch"
         let ident = string("ident", "waitress")
         c.ident = (ident?.isEmpty ?? true) ? nil : ident
         // No worker threads: the app runs on the event loop (dispatch=inline).
         let threads: Int? = string("dispatch", "threads") == "inline" ? nil : int("threads", 4)
+        // With dispatch=inline the app runs on the loop thread: its policy is left alone.
+        c.batchScheduledLoop = threads != nil && string("loop_scheduling", "batch") == "batch"
         guard let accessLog = AccessLogBridge.configuration(
             destination: string("access_log", nil), format: string("access_log_format", "combined"))
         else { return nil }

@@ -103,7 +103,16 @@ extension WSGITask {
         var info = stat()
         guard fstat(Int32(fd), &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
         let copy = dup(Int32(fd))
-        return copy >= 0 ? copy : nil
+        guard copy >= 0 else { return nil }
+        // The request's own body (wsgi.input sent back): its file is read
+        // after the task ends, so it must not go back for reuse.
+        if case .file(let body, _) = request.body {
+            var bodyInfo = stat()
+            if fstat(body, &bodyInfo) == 0 && bodyInfo.st_dev == info.st_dev && bodyInfo.st_ino == info.st_ino {
+                request.spillFileRetired = true
+            }
+        }
+        return copy
     }
 
     private func removeContentLengthHeader() {

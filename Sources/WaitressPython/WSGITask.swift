@@ -189,8 +189,16 @@ final class WSGITask {
 
     // MARK: ending
 
+    /// Closes wsgi.input; a spilled body's file is then reused, unless the
+    /// object could not be closed (an app that detached its raw file, say).
     private func closeBodyFile(_ file: PyPtr) {
-        if let closed = callMethod(file, "close") { wp_decref(closed) } else { PyErr_Clear() }
+        if let result = callMethod(file, "close") { wp_decref(result) } else { PyErr_Clear() }
+        if case .file = request.body {
+            let closed = PyObject_GetAttrString(file, "closed")
+            if closed == nil { PyErr_Clear() }
+            if closed.map({ PyObject_IsTrue($0) != 1 }) ?? true { request.spillFileRetired = true }
+            if let closed = closed { wp_decref(closed) }
+        }
         wp_decref(file)
     }
 
@@ -228,8 +236,10 @@ final class WSGITask {
         pending = nil
         if !sealed.isEmpty {
             if last == nil { last = sealed.removeLast() }
-            for part in sealed { request.connection.send(.tail(part)) }
+            let tails = sealed
             discardPending()
+            request.connection.send(tails: tails, then: .end(last, close: close))
+            return
         }
         request.connection.send(.end(last, close: close))
     }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import NIOCore
 import WaitressHTTP
 
@@ -25,8 +30,14 @@ public final class Request: @unchecked Sendable {
         self.listener = listener
     }
 
+    /// Set when something may still read the body's file after this
+    /// request (a response sends it with wsgi.file_wrapper, or the app's
+    /// file object could not be closed): it is then closed, not reused.
+    public var spillFileRetired = false
+
     deinit {
-        if case .file(let descriptor, let length) = body { SpillFiles.give(descriptor, size: length) }
+        guard case .file(let descriptor, _) = body else { return }
+        if spillFileRetired { close(descriptor) } else { SpillFiles.give(descriptor) }
     }
 }
 

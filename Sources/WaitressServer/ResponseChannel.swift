@@ -141,6 +141,14 @@ public final class ResponseChannel: @unchecked Sendable {
         outbox.post(handler, part)
     }
 
+    /// Sends `tails` and then the response's `end` in one batch (one wake-up
+    /// of the event loop at most); safe from any thread.
+    public func send(tails: [ByteBuffer], then end: Part) {
+        var batch = tails.map { (handler, Part.tail($0)) }
+        batch.append((handler, end))
+        outbox.postAll(batch)
+    }
+
     private func account(_ part: Part) {
         switch part {
         case .data(let buffer):

@@ -94,20 +94,46 @@ final class OverflowableBufferTests: XCTestCase {
         XCTAssertEqual(bytes, latin1("xy"))
     }
 
+    private func emptySpillFiles() throws {
+        while SpillFiles.keptCount > 0 { close(try SpillFiles.take().descriptor) }
+    }
+
+    private func readToEnd(_ fd: Int32) -> [UInt8] {
+        var result: [UInt8] = []
+        var piece = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = piece.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n <= 0 { return result }
+            result += piece[0..<n]
+        }
+    }
+
     func testAGivenBackSpillFileServesTheNextBodyAtItsOwnLength() throws {
+        try emptySpillFiles()
         let first = OverflowableBuffer(overflow: 2)
         try append(first, "a longer first body")
         guard case .file(let descriptor, let length) = first.take() else { return XCTFail("did not spill") }
-        SpillFiles.give(descriptor, size: length)
+        XCTAssertEqual(length, 19)
+        SpillFiles.give(descriptor)
         let second = OverflowableBuffer(overflow: 2)
         try append(second, "short")
-        guard case .file(let again, _) = second.take() else { return XCTFail("did not spill") }
+        guard case .file(let again, let secondLength) = second.take() else { return XCTFail("did not spill") }
+        defer { close(again) }
         XCTAssertEqual(again, descriptor, "the kept file was not reused")
-        // Read back to its end: the first body's tail is gone.
-        SpillFiles.give(again, size: 5)
-        let third = OverflowableBuffer(overflow: 2)
-        try append(third, "xyz")
-        XCTAssertEqual(contents(of: third), latin1("xyz"))
+        XCTAssertEqual(secondLength, 5)
+        // Read to the file's end: the first body's tail is gone.
+        XCTAssertEqual(readToEnd(again), latin1("short"))
+    }
+
+    func testAFileLeftLongerByAFailedBodyIsCutForTheNext() throws {
+        try emptySpillFiles()
+        // A body that stopped part-way (its count is not the file's size).
+        let (descriptor, _) = try SpillFiles.take()
+        try latin1("left over from a body that failed").withUnsafeBytes { try OverflowableBuffer.writeAll(descriptor, $0) }
+        SpillFiles.give(descriptor)
+        let next = OverflowableBuffer(overflow: 2)
+        try append(next, "next one")
+        XCTAssertEqual(contents(of: next), latin1("next one"))
     }
 
     func testABodyKnownToPassTheOverflowGoesStraightToItsFile() throws {
@@ -119,23 +145,29 @@ final class OverflowableBufferTests: XCTestCase {
     }
 
     func testSpillFilesKeepsABoundedNumberOfSmallFiles() throws {
+        try emptySpillFiles()
         func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
         var given: [Int32] = []
         while SpillFiles.keptCount < SpillFiles.capacity {
             let fd = try OverflowableBuffer.makeTemporaryFile()
-            SpillFiles.give(fd, size: 1)
+            SpillFiles.give(fd)
             given.append(fd)
         }
         let oneTooMany = try OverflowableBuffer.makeTemporaryFile()
-        SpillFiles.give(oneTooMany, size: 1)
+        SpillFiles.give(oneTooMany)
         XCTAssertFalse(isOpen(oneTooMany), "a file past the capacity was kept")
         XCTAssertEqual(SpillFiles.keptCount, SpillFiles.capacity)
         // Emptied again; a file larger than largestKept is closed even with room to keep it.
         while SpillFiles.keptCount > 0 { close(try SpillFiles.take().descriptor) }
         let large = try OverflowableBuffer.makeTemporaryFile()
-        SpillFiles.give(large, size: SpillFiles.largestKept + 1)
+        XCTAssertEqual(ftruncate(large, off_t(SpillFiles.largestKept + 1)), 0)
+        SpillFiles.give(large)
         XCTAssertFalse(isOpen(large), "a file above largestKept was kept")
         XCTAssertEqual(SpillFiles.keptCount, 0)
         XCTAssertTrue(given.allSatisfy { !isOpen($0) })
+        // Kept files are close-on-exec: a child process does not inherit them.
+        let fd = try OverflowableBuffer.makeTemporaryFile()
+        defer { close(fd) }
+        XCTAssertEqual(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC)
     }
 }

@@ -515,6 +515,13 @@ def keep_input(environ, start_response):
     return [body]
 
 
+def wrap_input(environ, start_response):
+    """The request's own body sent back through wsgi.file_wrapper (a spilled body's file is
+    then read after the task ends)."""
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](environ["wsgi.input"], 65536)
+
+
 def kept_input(environ, start_response):
     """What the last kept wsgi.input gives now, from another request: whether it is closed,
     and what reading it yields (or the exception's name)."""
@@ -564,6 +571,7 @@ ROUTES = {
     "shared-big": shared_big,
     "keep-input": keep_input,
     "kept-input": kept_input,
+    "wrap-input": wrap_input,
 }
 
 

@@ -21,10 +21,19 @@ def _policies(pid):
     return policies
 
 
+# What the server process starts with: the policy of this process, which it inherits.
+INHERITED = os.sched_getscheduler(0)
+
+
 @pytest.mark.parametrize(
     "options, expected",
-    [({}, os.SCHED_BATCH), ({"loop_scheduling": "normal"}, os.SCHED_OTHER)],
-    ids=["default", "normal"],
+    [
+        ({}, os.SCHED_BATCH),
+        ({"loop_scheduling": "normal"}, INHERITED),
+        # The app runs on the loop thread: its policy is left alone.
+        ({"dispatch": "inline"}, INHERITED),
+    ],
+    ids=["default", "normal", "inline"],
 )
 def test_event_loop_thread_policy(private_server, options, expected):
     server = private_server(**options)
@@ -33,5 +42,5 @@ def test_event_loop_thread_policy(private_server, options, expected):
     loops = [name for name in policies if name.startswith("NIO-ELT")]
     assert loops, policies
     assert all(policies[name] == {expected} for name in loops), policies
-    # The app's threads (workers, the main thread) keep the process's policy.
-    assert all(p == {os.SCHED_OTHER} for name, p in policies.items() if not name.startswith("NIO-ELT")), policies
+    # The app's threads (workers, the main thread) keep the inherited policy.
+    assert all(p == {INHERITED} for name, p in policies.items() if not name.startswith("NIO-ELT")), policies

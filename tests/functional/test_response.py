@@ -257,3 +257,21 @@ def test_one_large_item_shared_by_concurrent_responses(server, framing, expected
         assert resp.status == 200
         assert resp.body == expected
     assert _settled_refs(server) == before
+
+
+def test_a_large_item_is_held_not_copied_until_written(server):
+    # While a client reads nothing, the responses' large items wait in the server as references
+    # to the app's object (a copy would leave its count alone); once read, all are given back.
+    before = _settled_refs(server)
+    requests = 40  # 40 x 256 KB: more than the sockets buffer
+    with server.connect() as conn:
+        conn.send(build_request("GET", "/shared-big") * requests)
+        deadline = time.monotonic() + 5
+        held = before
+        while held == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+            held = server.get("/shared-big?refs=1").json()["refs"]
+        assert held > before
+        for _ in range(requests):
+            assert conn.read_response().body == SHARED_BIG
+    assert _settled_refs(server) == before
