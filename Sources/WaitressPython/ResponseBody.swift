@@ -40,11 +40,7 @@ extension WSGITask {
         case .contentLength(let length):
             let room = max(0, length - bodyWritten)
             let n = min(room, size)
-            if n >= BorrowedBytes.threshold {
-                appendBorrowed(data, count: n)
-            } else {
-                appendPending(UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
-            }
+            appendBody(data, UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
             bodyWritten += n
             if n < size && !loggedExcess {
                 loggedExcess = true
@@ -56,20 +52,12 @@ extension WSGITask {
                 var prefix: [UInt8] = []
                 ChunkFraming.writePrefix(size, into: &prefix)
                 prefix.withUnsafeBytes { appendPending($0) }
-                if size >= BorrowedBytes.threshold {
-                    appendBorrowed(data, count: size)
-                } else {
-                    appendPending(bytes)
-                }
+                appendBody(data, bytes)
                 ChunkFraming.suffix.withUnsafeBytes { appendPending($0) }
                 bodyWritten += size
             }
         case .untilClose:
-            if size >= BorrowedBytes.threshold {
-                appendBorrowed(data, count: size)
-            } else {
-                appendPending(bytes)
-            }
+            appendBody(data, bytes)
             bodyWritten += size
         }
         if flush { return flushPending() }
@@ -87,9 +75,19 @@ extension WSGITask {
         pending!.writeBytes(bytes)
     }
 
+    /// Queues `bytes`, the start of the bytes object `data`'s contents:
+    /// borrowed when large (BorrowedBytes.swift), else copied after the head.
+    private func appendBody(_ data: PyPtr, _ bytes: UnsafeRawBufferPointer) {
+        if bytes.count >= BorrowedBytes.threshold {
+            appendBorrowed(data, count: bytes.count)
+        } else {
+            appendPending(bytes)
+        }
+    }
+
     /// Queues `count` bytes of the bytes object `data` without copying them
     /// (BorrowedBytes.swift), after what is pending.
-    func appendBorrowed(_ data: PyPtr, count: Int) {
+    private func appendBorrowed(_ data: PyPtr, count: Int) {
         if let before = pending {
             pending = nil
             sealed.append(before)
@@ -125,15 +123,9 @@ extension WSGITask {
             // (it closes once its last region is written).
             spill = nil
         }
-        if !sealed.isEmpty {
-            for part in sealed { handOver(part) }
-            sealed.removeAll()
-            sealedBytes = 0
-        }
-        if let buffer = pending {
-            pending = nil
-            handOver(buffer)
-        }
+        for part in sealed { handOver(part) }
+        if let buffer = pending { handOver(buffer) }
+        discardPending()
         // Never waits on the event loop itself (dispatch=inline): the loop is
         // what drains the output. There the spill file past outbuf_overflow
         // bounds the memory instead.
