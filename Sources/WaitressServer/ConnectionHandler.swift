@@ -293,6 +293,16 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         machine.wrote()
     }
 
+    /// A response's last `.data` part directly followed by its `.end`: sent as
+    /// the end's own bytes. Those are outside the pending counts (as a
+    /// coalesced list's last bytes are), so the part's count is released now;
+    /// what bounds them is that the next request waits for the channel to be
+    /// writable, as for every end.
+    func handleLast(_ buffer: ByteBuffer, close: Bool) {
+        responseChannel?.drained(memory: buffer.readableBytes, total: buffer.readableBytes)
+        handle(.end(buffer, close: close))
+    }
+
     func handle(_ part: ResponseChannel.Part) {
         if fileRead != nil {
             partsAfterFile.append(part)

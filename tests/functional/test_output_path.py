@@ -13,6 +13,7 @@ import os
 import socket
 import struct
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -25,6 +26,7 @@ from functional.harness import (
     assert_serves,
     build_request,
 )
+from functional.workers_harness import free_port
 
 APP = "apps.output_app:app"
 MiB = 1024 * 1024
@@ -414,6 +416,37 @@ def test_slow_client_below_watermark_does_not_hold_only_worker(private_server):
     while spill_files(s.proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not spill_files(s.proc.pid), fd_targets(s.proc.pid)
+
+
+def responses_spilled(metrics_port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port, timeout=5) as resp:
+        text = resp.read().decode("utf-8")
+    return sum(
+        float(line.split()[-1]) for line in text.splitlines() if line.startswith("waitress_responses_spilled_total")
+    )
+
+
+def test_last_item_sent_with_the_end_keeps_the_output_counts(private_server):
+    """A one-item generator with a Content-Length: when the item and the end reach the event
+    loop in one batch (Outbox.drain; most of the time for small items, nearly always under load),
+    they go out as one write and the item's pending count is released there. Were it never
+    released, the connection's count would reach outbuf_overflow (1 MiB) within a thousand
+    such responses of 1 KB, and every later response on it would go through a spill file."""
+    port = free_port()
+    s = private_server(APP, threads=2, metrics_listen="127.0.0.1:%d" % port)
+    with s.connect() as conn:
+        digest = expected_big_digest(1000, piece=1000)
+        for _ in range(1000):
+            conn.send(build_request("GET", "/big?size=1000&piece=1000&cl=1"))
+            resp = conn.read_response(deadline=deadline_in(10))
+            assert resp.status == 200
+            assert sha(resp.body) == digest
+        size = 600 * 1000
+        conn.send(build_request("GET", "/big?size=%d&piece=%d&cl=1" % (size, size)))
+        resp = conn.read_response(deadline=deadline_in(10))
+        assert sha(resp.body) == expected_big_digest(size, piece=size)
+    assert responses_spilled(port) == 0
+    assert_serves(s)
 
 
 # -- 4. wsgi.file_wrapper -------------------------------------------------------------------
