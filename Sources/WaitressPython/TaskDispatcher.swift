@@ -221,6 +221,17 @@ final class TaskDispatcher: RequestDispatcher, @unchecked Sendable {
             while let current = task {
                 runTask(current)
                 task = gate.withLock { pop() }
+                if task == nil {
+                    // Before parking, let the event loop run if it is waiting
+                    // for this CPU (woken by the responses just posted): it
+                    // writes them, reads the next requests and queues them,
+                    // and this worker goes on without a futex sleep and wake.
+                    // Elsewhere this returns at once. hello-world, one CPU:
+                    // 0.19 voluntary switches per request instead of 0.33,
+                    // about 6% more requests per second (docs/architecture.md §3).
+                    sched_yield()
+                    task = gate.withLock { pop() }
+                }
             }
             threadState = PyEval_SaveThread()
             gate.lock()
