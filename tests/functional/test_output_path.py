@@ -13,7 +13,6 @@ import os
 import socket
 import struct
 import time
-import urllib.request
 import uuid
 
 import pytest
@@ -26,6 +25,7 @@ from functional.harness import (
     assert_serves,
     build_request,
 )
+from functional.metrics_scrape import Scrape
 from functional.workers_harness import free_port
 
 APP = "apps.output_app:app"
@@ -418,14 +418,6 @@ def test_slow_client_below_watermark_does_not_hold_only_worker(private_server):
     assert not spill_files(s.proc.pid), fd_targets(s.proc.pid)
 
 
-def responses_spilled(metrics_port):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port, timeout=5) as resp:
-        text = resp.read().decode("utf-8")
-    return sum(
-        float(line.split()[-1]) for line in text.splitlines() if line.startswith("waitress_responses_spilled_total")
-    )
-
-
 def test_last_item_sent_with_the_end_keeps_the_output_counts(private_server):
     """A one-item generator with a Content-Length: when the item and the end reach the event
     loop in one batch (Outbox.drain; most of the time for small items, nearly always under load),
@@ -445,7 +437,7 @@ def test_last_item_sent_with_the_end_keeps_the_output_counts(private_server):
         conn.send(build_request("GET", "/big?size=%d&piece=%d&cl=1" % (size, size)))
         resp = conn.read_response(deadline=deadline_in(10))
         assert sha(resp.body) == expected_big_digest(size, piece=size)
-    assert responses_spilled(port) == 0
+    assert Scrape(port).value("waitress_responses_spilled_total") == 0
     assert_serves(s)
 
 
